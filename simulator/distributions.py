@@ -1,0 +1,363 @@
+"""Latency distributions: one small validated model per ``dist``, all in milliseconds.
+
+Each class validates its parameters when the scenario is loaded, samples a numpy batch from a
+``numpy.random.Generator`` (``sample(rng, n)``), knows its analytic mean (``mean()``, ms), and where one
+exists gives the equivalent frozen ``scipy.stats`` distribution (``to_scipy()``) so that
+:mod:`simulator.analytic` can predict what the engine should measure.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import numpy as np
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
+
+Z99 = 2.3263478740408408  # standard normal 0.99 quantile
+
+NonNegMs = Annotated[float, Field(ge=0)]
+PosMs = Annotated[float, Field(gt=0)]
+
+
+class _Dist(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """``n`` latencies in ms."""
+        raise NotImplementedError
+
+    def mean(self) -> float:
+        """Analytic mean latency in ms."""
+        return float(self.to_scipy().mean())
+
+    def to_scipy(self) -> Any:
+        """The equivalent frozen scipy.stats distribution (in ms); ValueError where none exists."""
+        raise ValueError(f"no closed form for dist {self.dist!r}")  # type: ignore[attr-defined]
+
+
+class Constant(_Dist):
+    dist: Literal["constant"]
+    ms: NonNegMs
+
+    def sample(self, rng, n):
+        return np.full(n, self.ms)
+
+    def mean(self):
+        return self.ms
+
+
+class Exponential(_Dist):
+    dist: Literal["exponential"]
+    mean_ms: PosMs
+
+    def sample(self, rng, n):
+        return rng.exponential(self.mean_ms, n)
+
+    def to_scipy(self):
+        from scipy import stats
+
+        return stats.expon(scale=self.mean_ms)
+
+    def mean(self):
+        return self.mean_ms
+
+
+class Lognormal(_Dist):
+    """Given by ``p50_ms`` + ``p99_ms``, ``median_ms`` + ``sigma`` or ``mean_ms`` + ``cv``."""
+
+    dist: Literal["lognormal"]
+    p50_ms: PosMs | None = None
+    p99_ms: PosMs | None = None
+    median_ms: PosMs | None = None
+    sigma: Annotated[float, Field(gt=0)] | None = None
+    mean_ms: PosMs | None = None
+    cv: Annotated[float, Field(gt=0)] | None = None
+
+    @model_validator(mode="after")
+    def _one_parameterisation(self) -> Lognormal:
+        given = {
+            k
+            for k in ("p50_ms", "p99_ms", "median_ms", "sigma", "mean_ms", "cv")
+            if getattr(self, k) is not None
+        }
+        pairs = [{"p50_ms", "p99_ms"}, {"median_ms", "sigma"}, {"mean_ms", "cv"}]
+        if given not in pairs:
+            names = sorted(given) or ["nothing"]
+            raise ValueError(
+                "lognormal takes p50_ms + p99_ms, or median_ms + sigma, or mean_ms + cv; "
+                f"got {', '.join(names)}"
+            )
+        if self.p50_ms is not None and self.p99_ms <= self.p50_ms:  # type: ignore[operator]
+            raise ValueError(
+                f"p99_ms ({self.p99_ms:g}) must be above p50_ms ({self.p50_ms:g})"
+            )
+        return self
+
+    @property
+    def mu_sigma(self) -> tuple[float, float]:
+        """Parameters of the underlying normal (of ln latency in ms)."""
+        if self.p50_ms is not None:
+            return math.log(self.p50_ms), (math.log(self.p99_ms) - math.log(self.p50_ms)) / Z99
+        if self.median_ms is not None:
+            return math.log(self.median_ms), self.sigma  # type: ignore[return-value]
+        s2 = math.log1p(self.cv**2)  # type: ignore[operator]
+        return math.log(self.mean_ms) - s2 / 2, math.sqrt(s2)  # type: ignore[arg-type]
+
+    def sample(self, rng, n):
+        mu, sigma = self.mu_sigma
+        return rng.lognormal(mu, sigma, n)
+
+    def mean(self):
+        mu, sigma = self.mu_sigma
+        return math.exp(mu + sigma**2 / 2)
+
+    def to_scipy(self):
+        from scipy import stats
+
+        mu, sigma = self.mu_sigma
+        return stats.lognorm(s=sigma, scale=math.exp(mu))
+
+
+class Gamma(_Dist):
+    dist: Literal["gamma"]
+    mean_ms: PosMs
+    cv: Annotated[float, Field(gt=0)]
+
+    def sample(self, rng, n):
+        shape = 1 / self.cv**2
+        return rng.gamma(shape, self.mean_ms / shape, n)
+
+    def to_scipy(self):
+        from scipy import stats
+
+        shape = 1 / self.cv**2
+        return stats.gamma(a=shape, scale=self.mean_ms / shape)
+
+    def mean(self):
+        return self.mean_ms
+
+
+class Weibull(_Dist):
+    dist: Literal["weibull"]
+    shape: Annotated[float, Field(gt=0)]
+    scale_ms: PosMs
+
+    def sample(self, rng, n):
+        return self.scale_ms * rng.weibull(self.shape, n)
+
+    def mean(self):
+        return self.scale_ms * math.gamma(1 + 1 / self.shape)
+
+    def to_scipy(self):
+        from scipy import stats
+
+        return stats.weibull_min(c=self.shape, scale=self.scale_ms)
+
+
+class Pareto(_Dist):
+    """Type I Pareto: ``scale_ms`` is the minimum; ``cap_ms`` clips the tail."""
+
+    dist: Literal["pareto"]
+    alpha: Annotated[float, Field(gt=0)]
+    scale_ms: PosMs
+    cap_ms: PosMs | None = None
+
+    @model_validator(mode="after")
+    def _cap_above_scale(self) -> Pareto:
+        if self.cap_ms is not None and self.cap_ms < self.scale_ms:
+            raise ValueError(f"cap_ms ({self.cap_ms:g}) must be at least scale_ms ({self.scale_ms:g})")
+        return self
+
+    def sample(self, rng, n):
+        x = self.scale_ms * (1.0 + rng.pareto(self.alpha, n))
+        return x if self.cap_ms is None else np.minimum(x, self.cap_ms)
+
+    def mean(self):
+        a, m = self.alpha, self.scale_ms
+        if self.cap_ms is None:
+            return a * m / (a - 1) if a > 1 else math.inf
+        c = self.cap_ms  # E[min(X, c)] = ∫_0^c P(X > t) dt
+        tail = m * math.log(c / m) if a == 1 else m * (1 - (m / c) ** (a - 1)) / (a - 1)
+        return m + tail
+
+    def to_scipy(self):
+        if self.cap_ms is not None:
+            raise ValueError("no closed form for a capped pareto")
+        from scipy import stats
+
+        return stats.pareto(b=self.alpha, scale=self.scale_ms)
+
+
+class Uniform(_Dist):
+    dist: Literal["uniform"]
+    min_ms: NonNegMs
+    max_ms: NonNegMs
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Uniform:
+        if self.max_ms < self.min_ms:
+            raise ValueError(f"max_ms ({self.max_ms:g}) must be at least min_ms ({self.min_ms:g})")
+        return self
+
+    def sample(self, rng, n):
+        return rng.uniform(self.min_ms, self.max_ms, n)
+
+    def mean(self):
+        return (self.min_ms + self.max_ms) / 2
+
+    def to_scipy(self):
+        from scipy import stats
+
+        return stats.uniform(loc=self.min_ms, scale=self.max_ms - self.min_ms)
+
+
+def read_number_file(path: Path, what: str, *, minimum: float = 0.0) -> np.ndarray:
+    """Numbers from a CSV with one value a line (blank lines and ``#`` comments skipped).
+
+    Raises ValueError naming the file line of the first bad value. Cached per file version, so
+    validating a field and then loading it reads the file once.
+    """
+    if not path.is_file():
+        raise ValueError(f"{what} file not found: {path}")
+    return _read_numbers(str(path.resolve()), path.stat().st_mtime_ns, what, minimum).copy()
+
+
+@functools.lru_cache(maxsize=32)
+def _read_numbers(name: str, _mtime_ns: int, what: str, minimum: float) -> np.ndarray:
+    path = Path(name)
+    values: list[float] = []
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for lineno, raw in enumerate(f, 1):
+            text = raw.split("#", 1)[0].strip().split(",", 1)[0].strip()
+            if not text:
+                continue
+            try:
+                v = float(text)
+            except ValueError:
+                if not values and lineno == 1:  # a header line
+                    continue
+                raise ValueError(f"{path}:{lineno}: not a number: {text!r}") from None
+            if not math.isfinite(v) or v < minimum:
+                raise ValueError(f"{path}:{lineno}: {what} must be a finite number >= {minimum:g}, got {text}")
+            values.append(v)
+    if not values:
+        raise ValueError(f"{what} file {path} holds no numbers")
+    return np.asarray(values, dtype=float)
+
+
+def resolve_path(name: str, info: ValidationInfo) -> Path:
+    """A scenario-relative path (the loader passes ``base_dir`` in the validation context)."""
+    base = Path((info.context or {}).get("base_dir", "."))
+    p = Path(name)
+    return p if p.is_absolute() else base / p
+
+
+class Empirical(_Dist):
+    """Resamples the latencies (ms) listed in ``file``, one a line."""
+
+    dist: Literal["empirical"]
+    file: str
+    _values: np.ndarray = PrivateAttr(default_factory=lambda: np.zeros(1))
+
+    @field_validator("file")
+    @classmethod
+    def _exists(cls, name: str, info: ValidationInfo) -> str:
+        read_number_file(resolve_path(name, info), "latency")
+        return name
+
+    @model_validator(mode="after")
+    def _load(self, info: ValidationInfo) -> Empirical:
+        self._values = read_number_file(resolve_path(self.file, info), "latency")
+        return self
+
+    def sample(self, rng, n):
+        return rng.choice(self._values, n)
+
+    def mean(self):
+        return float(self._values.mean())
+
+
+class ScipyDist(_Dist):
+    """Any continuous ``scipy.stats`` distribution: ``name``, shape ``params``, ``scale_ms``."""
+
+    dist: Literal["scipy"]
+    name: str
+    params: dict[str, float] | list[float] = Field(default_factory=dict)
+    scale_ms: PosMs = 1.0
+    loc_ms: NonNegMs = 0.0
+
+    @model_validator(mode="after")
+    def _builds(self) -> ScipyDist:
+        from scipy import stats
+
+        family = getattr(stats, self.name, None)
+        if not isinstance(family, stats.rv_continuous):
+            raise ValueError(f"{self.name!r} is not a continuous scipy.stats distribution")
+        try:
+            frozen = self.to_scipy()
+            ok = np.all(frozen.rvs(size=4, random_state=0) >= 0)
+        except Exception as e:  # scipy raises many kinds for bad shape parameters
+            raise ValueError(f"scipy.stats.{self.name} rejects params {self.params}: {e}") from None
+        if not ok:
+            raise ValueError(f"scipy.stats.{self.name} with these params gives negative latencies")
+        return self
+
+    def to_scipy(self):
+        from scipy import stats
+
+        family = getattr(stats, self.name)
+        args, kwargs = (self.params, {}) if isinstance(self.params, list) else ((), self.params)
+        return family(*args, **kwargs, loc=self.loc_ms, scale=self.scale_ms)
+
+    def sample(self, rng, n):
+        return np.maximum(self.to_scipy().rvs(size=n, random_state=rng), 0.0)
+
+    def mean(self):
+        return float(self.to_scipy().mean())
+
+
+_FLAT = (Constant, Exponential, Lognormal, Gamma, Weibull, Pareto, Uniform, Empirical, ScipyDist)
+
+# A mixture component is a flat distribution mapping plus ``weight``.
+_COMPONENTS = tuple(
+    create_model(f"{c.__name__}Component", __base__=c, weight=(Annotated[float, Field(gt=0)], ...))
+    for c in _FLAT
+)
+Component = Annotated[Union[_COMPONENTS], Field(discriminator="dist")]  # type: ignore[valid-type]
+
+
+class Mixture(_Dist):
+    dist: Literal["mixture"]
+    components: Annotated[list[Component], Field(min_length=1)]
+
+    @property
+    def weights(self) -> np.ndarray:
+        w = np.array([c.weight for c in self.components], dtype=float)
+        return w / w.sum()
+
+    def sample(self, rng, n):
+        which = rng.choice(len(self.components), n, p=self.weights)
+        out = np.empty(n)
+        for i, comp in enumerate(self.components):
+            mask = which == i
+            out[mask] = comp.sample(rng, int(mask.sum()))
+        return out
+
+    def mean(self):
+        return float(sum(w * c.mean() for w, c in zip(self.weights, self.components)))
+
+
+Latency = Annotated[Union[_FLAT + (Mixture,)], Field(discriminator="dist")]  # type: ignore[valid-type]
+DIST_NAMES = tuple(c.model_fields["dist"].annotation.__args__[0] for c in _FLAT + (Mixture,))

@@ -1,0 +1,478 @@
+"""One replication of a scenario on SimPy. Simulated time is in milliseconds.
+
+How a request flows (SPEC §1): it runs its steps in order; a step sends its calls in parallel and
+its fan-in waits for ``require`` answers; a service holds a worker for the whole call (its own
+latency, then its own steps). Two paths carry a call:
+
+* **Contention-free** (the service and everything below it have unlimited workers): nothing it
+  does depends on other requests, so the call's whole subtree is evaluated at once from
+  batch-sampled latencies, and the caller waits for it with a single SimPy timeout (or none,
+  when the caller is contention-free too). This is exact, not an approximation: an
+  infinite-server station has no interaction between calls.
+* **Contended** (``workers`` set): a FIFO pool per instance with an optional ``queue_limit``;
+  arrivals, service completions and downstream steps are callbacks on bare SimPy timeouts,
+  with no process per call.
+
+When ``require`` is met the step goes on; its other calls keep running and keep their workers.
+A call that errs (``error_rate``) fails after its own latency and makes no downstream calls; a
+required step that fails fails its caller, carrying the cause (``error`` or ``rejected``) up.
+"""
+
+from __future__ import annotations
+
+import zlib
+from array import array
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import simpy
+from simpy.events import Timeout
+
+from .arrivals import arrival_times_s
+from .model import Scenario, Step
+
+OK, PARTIAL, FAILED, REJECTED = 0, 1, 2, 3
+OUTCOMES = ("ok", "partial", "failed", "rejected")
+_BATCH = 8192
+
+
+class Stream:
+    """Draws from a distribution one at a time, sampling numpy batches behind the scenes."""
+
+    __slots__ = ("_sample", "_rng", "_buf")
+
+    def __init__(self, sample: Callable[[np.random.Generator, int], np.ndarray], rng):
+        self._sample, self._rng, self._buf = sample, rng, []
+
+    def __call__(self) -> float:
+        buf = self._buf
+        if not buf:
+            buf.extend(self._sample(self._rng, _BATCH)[::-1].tolist())
+        return buf.pop()
+
+
+def _uniform(rng: np.random.Generator, n: int) -> np.ndarray:
+    return rng.random(n)
+
+
+def _bump(counts: list[int], i: int) -> None:
+    """counts[i] += 1, growing the list when a run goes past its planned horizon."""
+    if i >= len(counts):
+        counts.extend([0] * (i + 1 - len(counts) + 64))
+    counts[i] += 1
+
+
+class Instance:
+    """One instance of a contended service: ``workers`` and a FIFO queue."""
+
+    __slots__ = ("busy", "queue")
+
+    def __init__(self) -> None:
+        self.busy = 0
+        self.queue: deque[Call] = deque()
+
+
+class Svc:
+    """Runtime state and window counters of one service."""
+
+    def __init__(self, name: str, spec, rng: np.random.Generator, horizon_s: int):
+        self.name = name
+        self.spec = spec
+        self.draw = Stream(spec.latency.sample, rng)
+        self.error_rate = spec.error_rate
+        self.draw_u = Stream(_uniform, rng)
+        self.leaf = not spec.steps
+        self.workers = spec.workers
+        self.queue_limit = spec.queue_limit if spec.queue_limit is not None else float("inf")
+        self.instances = [Instance() for _ in range(spec.instances)]
+        self.rr = 0
+        self.plan: tuple[RStep, ...] = ()
+        self.segments: tuple = ()
+        self.free = False
+        # measured-window counters
+        self.calls = 0
+        self.rejected = 0
+        self.errors = 0
+        self.latency_ms = array("d")
+        # whole-run time series
+        self.started_per_s = [0] * horizon_s
+        self.busy = 0
+        self.queued = 0
+        self.busy_area = 0.0  # worker-ms
+        self.queue_area = 0.0  # call-ms
+        self.t_last = 0.0
+
+    def account(self, now: float) -> None:
+        """Accumulate busy-worker and queue-length areas up to ``now``."""
+        dt = now - self.t_last
+        if dt:
+            self.busy_area += self.busy * dt
+            self.queue_area += self.queued * dt
+            self.t_last = now
+
+    def pick(self) -> Instance:
+        """The balancer: which instance takes the next call."""
+        inst = self.instances
+        n = len(inst)
+        if n == 1:
+            return inst[0]
+        kind = self.spec.balancer
+        if kind == "round_robin":
+            self.rr = (self.rr + 1) % n
+            return inst[self.rr]
+        if kind == "random":
+            return inst[int(self.draw_u() * n)]
+        if kind == "least_outstanding":
+            return min(inst, key=lambda x: x.busy + len(x.queue))  # ties: lowest index
+        i = int(self.draw_u() * n)  # p2c: two distinct instances, the less loaded
+        j = int(self.draw_u() * (n - 1))
+        j += j >= i
+        a, b = inst[i], inst[j]
+        return b if b.busy + len(b.queue) < a.busy + len(a.queue) else a
+
+
+@dataclass(frozen=True)
+class RStep:
+    """A compiled step: the services it calls (one entry per call), fan-in ``k`` of ``n``."""
+
+    targets: tuple[tuple[Svc, int], ...]  # (service, shard index or -1 for the balancer)
+    n: int
+    k: int
+    free: bool
+
+
+class Call:
+    """A call in flight to a contended service."""
+
+    __slots__ = ("svc", "inst", "rec", "t0", "fanin")
+
+    def __init__(self, svc: Svc, inst: Instance, rec: bool, t0: float, fanin: FanIn):
+        self.svc, self.inst, self.rec, self.t0, self.fanin = svc, inst, rec, t0, fanin
+
+
+class FanIn:
+    """Counts a step's answers; tells its flow once ``require`` is met or cannot be."""
+
+    __slots__ = ("need", "spare", "flow")
+
+    def __init__(self, need: int, spare: int, flow: Flow):
+        self.need, self.spare, self.flow = need, spare, flow
+
+    def answer(self, ok: bool, cause: int) -> None:
+        if self.flow is None:
+            return  # decided already; late answers only count in their service's stats
+        if ok:
+            self.need -= 1
+            if self.need == 0:
+                flow, self.flow = self.flow, None
+                flow.advance()
+        else:
+            self.spare -= 1
+            if self.spare < 0:
+                flow, self.flow = self.flow, None
+                flow.done(False, cause)
+
+
+class Flow:
+    """Runs a plan of steps on the event path; calls ``done(ok, cause)`` at its end."""
+
+    __slots__ = ("sim", "segments", "i", "rec", "done")
+
+    def __init__(self, sim: Sim, segments: tuple, rec: bool, done: Callable[[bool, int], None]):
+        self.sim, self.segments, self.i, self.rec, self.done = sim, segments, 0, rec, done
+
+    def advance(self, _event=None) -> None:
+        segments, sim = self.segments, self.sim
+        if self.i == len(segments):
+            self.done(True, OK)
+            return
+        free, steps = segments[self.i]
+        self.i += 1
+        if free:  # contention-free steps in a row: one timeout for all of them
+            d, ok = sim.run_free(steps, sim.env.now, self.rec)
+            ev = Timeout(sim.env, d)
+            ev.callbacks.append(self.advance if ok else self._fail)
+            return
+        step = steps
+        fanin = FanIn(step.k, step.n - step.k, self)
+        for svc, shard in step.targets:
+            if svc.free:
+                d, ok = sim.free_call(svc, sim.env.now, self.rec)
+                ev = Timeout(sim.env, d, ok)
+                ev.callbacks.append(lambda e, f=fanin: f.answer(e._value, FAILED))
+            else:
+                sim.send(svc, shard, self.rec, fanin)
+
+    def _fail(self, _event) -> None:
+        self.done(False, FAILED)
+
+
+def _segments(plan: tuple[RStep, ...]) -> tuple:
+    """Group a plan into (True, free steps) runs and (False, contended step) items."""
+    out: list = []
+    for step in plan:
+        if step.free and out and out[-1][0]:
+            out[-1] = (True, out[-1][1] + (step,))
+        elif step.free:
+            out.append((True, (step,)))
+        else:
+            out.append((False, step))
+    return tuple(out)
+
+
+class Sim:
+    """One replication: build with a scenario and seed, then :meth:`run`."""
+
+    def __init__(self, scenario: Scenario, seed: int):
+        self.scenario = scenario
+        self.env = simpy.Environment()
+        self.warmup_ms = scenario.warmup_s * 1000.0
+        self.end_ms = (scenario.warmup_s + scenario.duration_s) * 1000.0
+        horizon_s = int(scenario.warmup_s + scenario.duration_s) + 2
+        # One stream per purpose, keyed by name, so adding a service shifts no other stream.
+        self.svcs = {
+            name: Svc(name, spec, _rng(seed, 1, zlib.crc32(name.encode())), horizon_s)
+            for name, spec in scenario.services.items()
+        }
+        self.arrivals_ms = arrival_times_s(
+            scenario.workload, self.end_ms / 1000.0, _rng(seed, 0)
+        ) * 1000.0
+        for svc in self.svcs.values():
+            svc.free = self._is_free(svc.name)
+        for svc in self.svcs.values():
+            svc.plan = self._compile(svc.spec.steps)
+            svc.segments = _segments(svc.plan)
+        self.plan = self._compile(scenario.request.steps)
+        self.segments = _segments(self.plan)
+        self.root_free = all(step.free for step in self.plan)
+        self.contended = [s for s in self.svcs.values() if not s.free]
+        # per request, whole run (the window is cut at the end)
+        self.req_t0 = array("d")
+        self.req_ms = array("d")
+        self.req_outcome = array("b")
+        self.outstanding = 0
+        self.snapshots: list[tuple[float, list[tuple[float, float]]]] = []
+        self.edges: list[list[tuple[float, float]]] = []  # areas at the window's start and end
+
+    def _is_free(self, name: str) -> bool:
+        spec = self.scenario.services[name]
+        return spec.workers is None and all(
+            self._is_free(c) for step in spec.steps for c in step.callees
+        )
+
+    def _compile(self, steps: list[Step]) -> tuple[RStep, ...]:
+        out = []
+        for step in steps:
+            targets: list[tuple[Svc, int]] = []
+            for name in step.callees:
+                svc = self.svcs[name]
+                if step.fanout == "shards":
+                    targets += [(svc, i) for i in range(len(svc.instances))]
+                else:
+                    targets += [(svc, -1)] * step.fanout
+            n = len(targets)
+            k = self.scenario.required(step)
+            free = all(svc.free for svc, _ in targets)
+            out += [RStep(tuple(targets), n, k, free)] * step.repeat
+        return tuple(out)
+
+    # ---- contention-free path: a call's whole subtree, evaluated at once -------------------
+
+    def free_call(self, svc: Svc, t: float, rec: bool) -> tuple[float, bool]:
+        """Duration (ms) and success of a call to a contention-free service started at ``t``."""
+        d = svc.draw()
+        counts, i = svc.started_per_s, int(t * 0.001)
+        if i < len(counts):
+            counts[i] += 1
+        else:
+            _bump(counts, i)
+        if svc.error_rate and svc.draw_u() < svc.error_rate:
+            ok = False
+        elif svc.plan:
+            sub, ok = self.run_free(svc.plan, t + d, rec)
+            d += sub
+        else:
+            ok = True
+        if rec:
+            svc.calls += 1
+            svc.latency_ms.append(d)
+            if not ok:
+                svc.errors += 1
+        return d, ok
+
+    def run_free(self, steps: tuple[RStep, ...], t: float, rec: bool) -> tuple[float, bool]:
+        """Run contention-free steps in sequence from ``t``: total duration (ms) and success."""
+        total = 0.0
+        for step in steps:
+            if step.n == 1:
+                d, ok = self.free_call(step.targets[0][0], t + total, rec)
+            else:
+                start = t + total
+                answers = [self.free_call(svc, start, rec) for svc, _ in step.targets]
+                d, ok = _fan_in(answers, step.k, step.n)
+            total += d
+            if not ok:
+                return total, False
+        return total, True
+
+    # ---- contended path: FIFO worker pools, callbacks on timeouts ---------------------------
+
+    def send(self, svc: Svc, shard: int, rec: bool, fanin: FanIn) -> None:
+        """A call arrives at a contended service: start, queue, or reject it."""
+        inst = svc.instances[shard] if shard >= 0 else svc.pick()
+        if rec:
+            svc.calls += 1
+        now = self.env.now
+        if inst.busy < svc.workers:
+            self._start(Call(svc, inst, rec, now, fanin))
+        elif len(inst.queue) < svc.queue_limit:
+            svc.account(now)
+            svc.queued += 1
+            inst.queue.append(Call(svc, inst, rec, now, fanin))
+        else:
+            if rec:
+                svc.rejected += 1
+            fanin.answer(False, REJECTED)
+
+    def _start(self, call: Call) -> None:
+        svc, now = call.svc, self.env.now
+        svc.account(now)
+        svc.busy += 1
+        call.inst.busy += 1
+        counts, i = svc.started_per_s, int(now * 0.001)
+        if i < len(counts):
+            counts[i] += 1
+        else:
+            _bump(counts, i)
+        d = svc.draw()
+        if svc.error_rate and svc.draw_u() < svc.error_rate:
+            ev = Timeout(self.env, d, call)
+            ev.callbacks.append(self._failed)
+        elif not svc.segments:
+            ev = Timeout(self.env, d, call)
+            ev.callbacks.append(self._succeeded)
+        elif len(svc.segments) == 1 and svc.segments[0][0]:  # all downstream contention-free
+            sub, ok = self.run_free(svc.plan, now + d, call.rec)
+            ev = Timeout(self.env, d + sub, call)
+            ev.callbacks.append(self._succeeded if ok else self._failed)
+        else:
+            flow = Flow(self, svc.segments, call.rec, lambda ok, cause: self._end(call, ok, cause))
+            ev = Timeout(self.env, d)
+            ev.callbacks.append(flow.advance)
+
+    def _succeeded(self, event) -> None:
+        self._end(event._value, True, OK)
+
+    def _failed(self, event) -> None:
+        self._end(event._value, False, FAILED)
+
+    def _end(self, call: Call, ok: bool, cause: int) -> None:
+        """The call answers: free its worker (the next queued call takes it), tell the caller."""
+        svc, inst, now = call.svc, call.inst, self.env.now
+        svc.account(now)
+        if inst.queue:
+            svc.queued -= 1
+            nxt = inst.queue.popleft()
+            inst.busy -= 1
+            svc.busy -= 1
+            self._start(nxt)
+        else:
+            inst.busy -= 1
+            svc.busy -= 1
+        if call.rec:
+            svc.latency_ms.append(now - call.t0)
+            if not ok:
+                svc.errors += 1
+        call.fanin.answer(ok, cause)
+
+    # ---- requests --------------------------------------------------------------------------
+
+    def _arrive(self, event) -> None:
+        i = event._value
+        times = self.arrivals_ms
+        if i + 1 < len(times):
+            ev = Timeout(self.env, times[i + 1] - times[i], i + 1)
+            ev.callbacks.append(self._arrive)
+        t0 = self.env.now
+        rec = self.warmup_ms <= t0 < self.end_ms
+        if self.root_free:
+            d, ok = self.run_free(self.plan, t0, rec)
+            self._record(t0, d, OK if ok else FAILED)
+            return
+        self.outstanding += 1
+
+        def done(ok: bool, cause: int, t0=t0) -> None:
+            self.outstanding -= 1
+            self._record(t0, self.env.now - t0, OK if ok else cause)
+
+        Flow(self, self.segments, rec, done).advance()
+
+    def _record(self, t0: float, latency_ms: float, outcome: int) -> None:
+        self.req_t0.append(t0)
+        self.req_ms.append(latency_ms)
+        self.req_outcome.append(outcome)
+
+    def _sample_queues(self, event) -> None:
+        """Snapshot busy and queue areas of contended services (each second and window edge)."""
+        now = self.env.now
+        for svc in self.contended:
+            svc.account(now)
+        self.snapshots.append((now, [(s.busy_area, s.queue_area) for s in self.contended]))
+        after = now >= self.end_ms and not self.outstanding
+        if not (after and not any(s.busy or s.queued for s in self.contended)):
+            nxt = Timeout(self.env, 1000.0)
+            nxt.callbacks.append(self._sample_queues)
+
+    def run(self, progress: Callable[[float], None] | None = None) -> None:
+        """Simulate to the end of the window, then drain: every window request gets answered."""
+        env = self.env
+        if len(self.arrivals_ms):
+            ev = Timeout(env, self.arrivals_ms[0], 0)
+            ev.callbacks.append(self._arrive)
+        if self.contended:
+            self._sample_queues(None)
+            for edge in (self.warmup_ms, self.end_ms):
+                ev = Timeout(env, edge)
+                ev.callbacks.append(self._window_edge)
+        chunks = 50 if progress else 1
+        for j in range(1, chunks + 1):
+            env.run(until=self.end_ms * j / chunks)
+            if progress:
+                progress(j / chunks)
+        env.run()
+
+    def _window_edge(self, event) -> None:
+        now = self.env.now
+        for svc in self.contended:
+            svc.account(now)
+        self.edges.append([(s.busy_area, s.queue_area) for s in self.contended])
+
+
+def _fan_in(answers: list[tuple[float, bool]], k: int, n: int) -> tuple[float, bool]:
+    """When a fan-in of ``n`` answers needing ``k`` is decided, and whether it succeeded."""
+    if k == n:  # all required: the slowest, or the first failure
+        worst, first_fail = 0.0, None
+        for d, ok in answers:
+            if ok:
+                if d > worst:
+                    worst = d
+            elif first_fail is None or d < first_fail:
+                first_fail = d
+        return (worst, True) if first_fail is None else (first_fail, False)
+    need, spare = k, n - k
+    for d, ok in sorted(answers):
+        if ok:
+            need -= 1
+            if need == 0:
+                return d, True
+        else:
+            spare -= 1
+            if spare < 0:
+                return d, False
+    raise AssertionError("fan-in undecided")  # unreachable: n answers decide k of n
+
+
+def _rng(seed: int, *key: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))

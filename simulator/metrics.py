@@ -1,0 +1,167 @@
+"""Turn a finished replication into the contract's figures (SPEC §4): the summary dict, the
+window's request latencies, and the per-second time series; combine replications with
+Student-t 95% confidence intervals.
+
+Window rule: request figures cover requests that arrive in [warmup_s, warmup_s + duration_s)
+and the calls they cause. The time series covers the whole run, warm-up and drain included,
+one row per simulated second (requests binned by the second they end in, calls by the second
+they start in).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .engine import FAILED, OUTCOMES, REJECTED, Sim
+from .topology import nominal_amplification
+
+PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "p999": 0.999}
+
+
+def _quantiles(x: np.ndarray, names: dict[str, float]) -> dict[str, float | None]:
+    if not len(x):
+        return {k: None for k in names}
+    values = np.quantile(x, list(names.values()))
+    return {k: float(v) for k, v in zip(names, values)}
+
+
+def summarize(sim: Sim, seed: int) -> tuple[dict[str, Any], np.ndarray, dict[str, np.ndarray]]:
+    """The summary dict, the window's request latencies (ms) and the time series of one run."""
+    s = sim.scenario
+    t0 = np.frombuffer(sim.req_t0, dtype=float)
+    lat = np.frombuffer(sim.req_ms, dtype=float)
+    outcome = np.frombuffer(sim.req_outcome, dtype=np.int8)
+    window = (t0 >= sim.warmup_ms) & (t0 < sim.end_ms)
+    lat_w = lat[window]
+    counts = np.bincount(outcome[window], minlength=len(OUTCOMES))
+    arrived = int(window.sum())
+    duration_s = s.duration_s
+
+    latency: dict[str, Any] = {"mean": float(lat_w.mean()) if arrived else None}
+    latency.update(_quantiles(lat_w, PERCENTILES))
+    latency["max"] = float(lat_w.max()) if arrived else None
+
+    services = {name: _service_summary(sim, svc, duration_s) for name, svc in sim.svcs.items()}
+    calls = sum(svc.calls for svc in sim.svcs.values())
+    ops = sum(svc.calls - svc.rejected for svc in sim.svcs.values() if svc.leaf)
+    nominal = nominal_amplification(s)
+    per_req = (lambda x: x / arrived) if arrived else (lambda x: None)
+    summary = {
+        "scenario": s.name,
+        "seed": seed,
+        "duration_s": s.duration_s,
+        "warmup_s": s.warmup_s,
+        "requests": {"arrived": arrived} | {o: int(c) for o, c in zip(OUTCOMES, counts)},
+        "throughput_rps": float(counts[0] + counts[1]) / duration_s,
+        "offered_rps": s.workload.mean_rps(s.duration_s, s.warmup_s),
+        "latency_ms": latency,
+        "amplification": {
+            "calls_per_request": per_req(calls),
+            "ops_per_request": per_req(ops),
+            "ops_per_sec": ops / duration_s,
+            "nominal_ops_per_request": nominal["ops_per_request"],
+            "nominal_calls_per_request": nominal["calls_per_request"],
+        },
+        "services": services,
+    }
+    return summary, lat_w.copy(), _timeseries(sim, t0, lat, outcome)
+
+
+def _service_summary(sim: Sim, svc, duration_s: float) -> dict[str, Any]:
+    lat = np.frombuffer(svc.latency_ms, dtype=float)
+    utilization = None
+    if svc.workers is not None and len(sim.edges) == 2:
+        i = sim.contended.index(svc)
+        busy_ms = sim.edges[1][i][0] - sim.edges[0][i][0]
+        utilization = busy_ms / (duration_s * 1000.0 * svc.workers * len(svc.instances))
+    return {
+        "calls": svc.calls,
+        "calls_per_sec": svc.calls / duration_s,
+        "utilization": utilization,
+        "rejected": svc.rejected,
+        "errors": svc.errors,
+        "timeouts": 0,
+        "retries": 0,
+        "hedges": 0,
+        "latency_ms": _quantiles(lat, {"p50": 0.5, "p99": 0.99}),
+        "backend": svc.leaf,
+        "workers": svc.workers,
+        "instances": len(svc.instances),
+    }
+
+
+def _timeseries(
+    sim: Sim, t0: np.ndarray, lat: np.ndarray, outcome: np.ndarray
+) -> dict[str, np.ndarray]:
+    end = t0 + lat
+    n = int(math.ceil(max(sim.end_ms, float(end.max()) if len(end) else 0.0) / 1000.0)) or 1
+    arrive_s = (t0 // 1000).astype(np.int64)
+    end_s = np.minimum((end // 1000).astype(np.int64), n - 1)
+    bad = (outcome == FAILED) | (outcome == REJECTED)
+    p50, p99 = np.full(n, np.nan), np.full(n, np.nan)
+    order = np.argsort(end_s, kind="stable")
+    cuts = np.searchsorted(end_s[order], np.arange(n + 1))
+    for sec in range(n):
+        chunk = lat[order[cuts[sec] : cuts[sec + 1]]]
+        if len(chunk):
+            p50[sec], p99[sec] = np.quantile(chunk, [0.5, 0.99])
+    ops = np.zeros(n, dtype=np.int64)
+    for svc in sim.svcs.values():
+        if svc.leaf:
+            per_s = np.asarray(svc.started_per_s[:n], dtype=np.int64)
+            ops[: len(per_s)] += per_s
+    table = {
+        "t_s": np.arange(n, dtype=np.int64),
+        "arrivals": np.bincount(arrive_s, minlength=n)[:n],
+        "completions": np.bincount(end_s, minlength=n),
+        "ops": ops,
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "errors": np.bincount(end_s[bad], minlength=n),
+    }
+    snaps = sim.snapshots
+    for i, svc in enumerate(sim.contended):
+        busy = np.array([a[i][0] for _, a in snaps])
+        queued = np.array([a[i][1] for _, a in snaps])
+        util, queue = np.full(n, np.nan), np.full(n, np.nan)
+        m = min(n, len(snaps) - 1)
+        if m > 0:
+            util[:m] = np.diff(busy)[:m] / (1000.0 * svc.workers * len(svc.instances))
+            queue[:m] = np.diff(queued)[:m] / 1000.0
+        table[f"queue_{svc.name}"] = queue
+        table[f"util_{svc.name}"] = util
+    return table
+
+
+def combine(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean over replications of every figure, plus ``ci95``: Student-t 95% half-widths."""
+    if len(summaries) == 1:
+        return summaries[0]
+    from scipy import stats
+
+    t = float(stats.t.ppf(0.975, len(summaries) - 1))
+
+    def merge(values: list[Any]) -> tuple[Any, Any]:
+        first = values[0]
+        if isinstance(first, dict):
+            pairs = {k: merge([v[k] for v in values]) for k in first}
+            return {k: p[0] for k, p in pairs.items()}, {
+                k: p[1] for k, p in pairs.items() if p[1] is not None
+            }
+        if isinstance(first, bool) or not isinstance(first, (int, float)):
+            return first, None
+        if any(v is None for v in values):
+            return None, None
+        x = np.asarray(values, dtype=float)
+        return float(x.mean()), float(t * x.std(ddof=1) / math.sqrt(len(x)))
+
+    mean, ci = merge(summaries)
+    for key in ("scenario", "seed", "duration_s", "warmup_s"):
+        mean[key] = summaries[0][key]
+        ci.pop(key, None)
+    mean["replications"] = len(summaries)
+    mean["ci95"] = ci
+    return mean

@@ -1,0 +1,206 @@
+"""The scenario data model: frozen, typed, validated once at the edge (see :mod:`.loader`).
+
+The engine reads only these models and trusts them: every number has its unit in its name, every
+cross-reference (a called service, ``require`` against the fan-out) has been checked.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from .distributions import Latency, read_number_file, resolve_path
+
+PosFloat = Annotated[float, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+PosInt = Annotated[int, Field(ge=1)]
+ServiceName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+
+ARRIVALS = ("poisson", "constant", "bursty", "schedule", "trace")
+BALANCERS = ("round_robin", "random", "least_outstanding", "p2c")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Bursty(_Model):
+    """Every ``every_s`` seconds the rate is ``burst_rps`` for ``length_s`` seconds."""
+
+    burst_rps: PosFloat
+    every_s: PosFloat
+    length_s: PosFloat
+
+    @model_validator(mode="after")
+    def _fits(self) -> Bursty:
+        if self.length_s > self.every_s:
+            raise ValueError(f"length_s ({self.length_s:g}) must not exceed every_s ({self.every_s:g})")
+        return self
+
+
+class RateChange(_Model):
+    """From ``at_s`` on, arrivals come at ``rps`` (piecewise-constant rate)."""
+
+    at_s: NonNegFloat
+    rps: PosFloat
+
+
+class Workload(_Model):
+    rps: PosFloat | None = None
+    arrivals: Literal["poisson", "constant", "bursty", "schedule", "trace"] = "poisson"
+    bursty: Bursty | None = None
+    schedule: Annotated[list[RateChange], Field(min_length=1)] | None = None
+    trace: str | None = None
+    _trace_s: np.ndarray | None = PrivateAttr(default=None)
+
+    @field_validator("schedule")
+    @classmethod
+    def _increasing(cls, schedule: list[RateChange] | None) -> list[RateChange] | None:
+        if schedule:
+            times = [c.at_s for c in schedule]
+            if any(b <= a for a, b in zip(times, times[1:])):
+                raise ValueError(f"at_s values must increase, got {times}")
+        return schedule
+
+    @field_validator("trace")
+    @classmethod
+    def _trace_exists(cls, name: str | None, info: ValidationInfo) -> str | None:
+        if name is not None:
+            read_number_file(resolve_path(name, info), "arrival time")
+        return name
+
+    @model_validator(mode="after")
+    def _matches_arrivals(self, info: ValidationInfo) -> Workload:
+        kind = self.arrivals
+        if kind in ("poisson", "constant", "bursty") and self.rps is None:
+            raise ValueError(f"rps is required with arrivals: {kind}")
+        for block in ("bursty", "schedule", "trace"):
+            if block == kind and getattr(self, block) is None:
+                raise ValueError(f"arrivals: {kind} needs a '{kind}' key")
+            if block != kind and getattr(self, block) is not None:
+                raise ValueError(f"'{block}' is set but arrivals is {kind}")
+        if self.trace is not None:
+            self._trace_s = np.sort(read_number_file(resolve_path(self.trace, info), "arrival time"))
+        return self
+
+    @property
+    def trace_s(self) -> np.ndarray:
+        """Arrival times (s) read from the trace file, sorted."""
+        assert self._trace_s is not None
+        return self._trace_s
+
+    def mean_rps(self, duration_s: float, warmup_s: float) -> float:
+        """The offered rate (requests per simulated second) over the measured window."""
+        from .arrivals import expected_arrivals
+
+        return expected_arrivals(self, warmup_s, warmup_s + duration_s) / duration_s
+
+
+def _check_fanout(v: Any) -> Any:
+    if v == "shards" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+        return v
+    raise ValueError(f"fanout must be an integer >= 1 or 'shards', got {v!r}")
+
+
+def _check_require(v: Any) -> Any:
+    if v in ("all", "any") or (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+        return v
+    raise ValueError(f"require must be 'all', 'any' or an integer >= 1, got {v!r}")
+
+
+class Step(_Model):
+    """Send ``call`` (one service or a list of distinct ones) ``fanout`` times in parallel, wait
+    for ``require`` answers; the whole step runs ``repeat`` times in sequence."""
+
+    call: str | Annotated[list[str], Field(min_length=1)]
+    fanout: Any = 1
+    repeat: PosInt = 1
+    require: Any = "all"
+
+    _v_fanout = field_validator("fanout")(_check_fanout)
+    _v_require = field_validator("require")(_check_require)
+
+    @field_validator("call")
+    @classmethod
+    def _distinct(cls, call: str | list[str]) -> str | list[str]:
+        if isinstance(call, list):
+            dup = sorted({c for c in call if call.count(c) > 1})
+            if dup:
+                raise ValueError(f"a call list names distinct services; repeated: {', '.join(dup)}")
+        return call
+
+    @property
+    def callees(self) -> list[str]:
+        return [self.call] if isinstance(self.call, str) else list(self.call)
+
+
+class Request(_Model):
+    steps: Annotated[list[Step], Field(min_length=1)]
+
+
+class Service(_Model):
+    latency: Latency
+    workers: PosInt | None = None
+    queue_limit: Annotated[int, Field(ge=0)] | None = None
+    instances: PosInt = 1
+    balancer: Literal["round_robin", "random", "least_outstanding", "p2c"] = "round_robin"
+    error_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
+    steps: list[Step] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _queue_needs_workers(self) -> Service:
+        if self.queue_limit is not None and self.workers is None:
+            raise ValueError("queue_limit needs workers (with unlimited workers nothing ever waits)")
+        return self
+
+
+class Scenario(_Model):
+    """A validated scenario. Build it with :func:`simulator.load_scenario`."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")]
+    description: str | None = None
+    duration_s: PosFloat
+    warmup_s: NonNegFloat = 0.0
+    seed: Annotated[int, Field(ge=0)] = 1
+    replications: PosInt = 1
+    workload: Workload
+    request: Request
+    services: Annotated[dict[ServiceName, Service], Field(min_length=1)]
+    _source: str = PrivateAttr(default="<scenario>")
+    _raw: dict = PrivateAttr(default_factory=dict)
+
+    @property
+    def source(self) -> str:
+        """The file this scenario was read from."""
+        return self._source
+
+    def calls_in(self, step: Step) -> int:
+        """How many calls one run of ``step`` sends (fan-out included; ``repeat`` not)."""
+        if step.fanout == "shards":
+            return sum(self.services[c].instances for c in step.callees)
+        return len(step.callees) * step.fanout
+
+    def required(self, step: Step) -> int:
+        """How many answers the step's fan-in waits for."""
+        n = self.calls_in(step)
+        return {"all": n, "any": 1}.get(step.require, step.require)  # type: ignore[arg-type]
+
+    def with_overrides(self, overrides: dict[str, Any]) -> Scenario:
+        """A new scenario with dotted-path overrides (``{"workload.rps": 8000}``), re-validated."""
+        from .loader import apply_overrides, validate
+
+        data, paths = apply_overrides(self._raw, overrides, self._source)
+        return validate(data, self._source, overridden=paths)
+
+    def with_seed(self, seed: int) -> Scenario:
+        return self.with_overrides({"seed": seed})

@@ -1,0 +1,83 @@
+"""``simulate``: run a scenario's replications and gather their results (SPEC §5).
+
+Replication ``i`` uses seed ``seed + i`` and owns its random streams, so the summary is the same
+whether replications run one after the other or in parallel processes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .engine import Sim
+from .metrics import combine, summarize
+from .model import Scenario
+
+
+@dataclass
+class Result:
+    """What a run leaves: the summary (as in summary.json), the window's request latencies, and
+    the per-second time series. With replications, ``latencies_ms`` joins every replication's
+    and ``timeseries`` is the first replication's (percentiles are never averaged over runs);
+    ``runs`` holds each replication's own summary as tidy rows."""
+
+    summary: dict[str, Any]
+    latencies_ms: np.ndarray
+    timeseries: dict[str, np.ndarray]
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+    def timeseries_frame(self):
+        """The time series as a pandas DataFrame (needs pandas)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.timeseries)
+
+
+def run_once(
+    scenario: Scenario, seed: int, progress: Callable[[float], None] | None = None
+) -> tuple[dict[str, Any], np.ndarray, dict[str, np.ndarray]]:
+    """One replication with ``seed``: (summary, window latencies, time series)."""
+    sim = Sim(scenario, seed)
+    sim.run(progress)
+    return summarize(sim, seed)
+
+
+def simulate(
+    scenario: Scenario,
+    seed: int | None = None,
+    *,
+    replications: int | None = None,
+    workers: int | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> Result:
+    """Simulate ``scenario``; ``seed`` and ``replications`` default to the scenario's.
+
+    ``workers`` > 1 runs replications in parallel processes (default: up to the CPU count);
+    ``progress(fraction_done)`` is called as the run advances.
+    """
+    seed = scenario.seed if seed is None else seed
+    reps = scenario.replications if replications is None else replications
+    seeds = [seed + i for i in range(reps)]
+    workers = min(reps, workers or os.cpu_count() or 1)
+    if workers <= 1:
+        outs = []
+        for i, s in enumerate(seeds):
+            step = (lambda f, i=i: progress((i + f) / reps)) if progress else None
+            outs.append(run_once(scenario, s, step))
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(run_once, scenario, s) for s in seeds]
+            outs = []
+            for f in futures:  # in seed order, so the result does not depend on timing
+                outs.append(f.result())
+                if progress:
+                    progress(len(outs) / reps)
+    runs = [o[0] for o in outs]
+    summary = combine(runs)
+    latencies = np.concatenate([o[1] for o in outs]) if outs else np.empty(0)
+    return Result(summary, latencies, outs[0][2], runs)
