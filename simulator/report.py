@@ -68,6 +68,10 @@ class ReportData:
         return float(self.summary.get("warmup_s") or 0.0)
 
     @property
+    def replications(self) -> int:
+        return int(self.summary.get("replications") or 1)
+
+    @property
     def window_end_s(self) -> float | None:
         """End of the measured window in simulated seconds, if the summary says."""
         duration = self.summary.get("duration_s")
@@ -77,6 +81,10 @@ class ReportData:
     def n_seconds(self) -> int:
         t = self.timeseries.get("t_s")
         return 0 if t is None else len(t)
+
+    def column(self, name: str) -> np.ndarray:
+        """A timeseries column, or all-NaN (drawn as nothing) when the run did not record it."""
+        return self.timeseries.get(name, np.full(self.n_seconds, np.nan))
 
     def services_with(self, prefix: str) -> list[str]:
         """Service names having a ``<prefix><service>`` timeseries column, in column order."""
@@ -346,9 +354,20 @@ def _maybe_log_y(ax: Axes, values: np.ndarray) -> None:
         ax.set_ylim(bottom=0)
 
 
+def _bin_edges(t_s: np.ndarray) -> np.ndarray:
+    """Edges of the timeseries rows: row i covers [t_s[i], t_s[i] + 1 s)."""
+    width = float(np.median(np.diff(t_s))) if len(t_s) > 1 else 1.0
+    return np.append(t_s, t_s[-1] + width)
+
+
+def _step(ax: Axes, t_s: np.ndarray, values: np.ndarray, **style: Any) -> None:
+    """Plot a per-second column as steps: each value holds for its whole second."""
+    ax.plot(_bin_edges(t_s), np.append(values, values[-1]), drawstyle="steps-post", **style)
+
+
 def _shade_phases(axes: Sequence[Axes], data: ReportData, t_s: np.ndarray) -> None:
     """Grey out the warm-up and hatch the drain after the window; label on the top panel."""
-    t_end = float(t_s[-1])
+    t_start, t_end = float(t_s[0]), float(_bin_edges(t_s)[-1])
     spans = []
     if data.warmup_s > 0:
         spans.append((0.0, min(data.warmup_s, t_end), "warm-up", {"facecolor": "0.88"}))
@@ -376,9 +395,8 @@ def _shade_phases(axes: Sequence[Axes], data: ReportData, t_s: np.ndarray) -> No
             color="0.3",
             bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1},
         )
-    if t_end > float(t_s[0]):  # one row: leave matplotlib's default margins
-        for ax in axes:
-            ax.set_xlim(float(t_s[0]), t_end)
+    for ax in axes:
+        ax.set_xlim(t_start, t_end)
 
 
 def _legend(ax: Axes) -> None:
@@ -399,7 +417,7 @@ def _chart_latency_percentiles(data: ReportData) -> Chart:
     n = lat.size
     caption = (
         f"Request latency at each percentile over the {n:,} requests of the measured "
-        "window. Each step right on the x axis is one more nine; the curve stops where "
+        f"window{' (all replications)' if data.replications > 1 else ''}. Each step right on the x axis is one more nine; the curve stops where "
         f"fewer than {MIN_TAIL_SAMPLES} requests remain above the percentile."
     )
     if n == 0:
@@ -416,27 +434,18 @@ def _chart_latency_percentiles(data: ReportData) -> Chart:
     # Head-room above the max line for its label.
     ax.set_ylim(top=float(lat.max()) * (1.5 if ax.get_yscale() == "log" else 1.1))
 
-    labels = {
-        1.0: "0%",
-        2.0: "50%",
-        10.0: "90%",
-        1e2: "99%",
-        1e3: "99.9%",
-        1e4: "99.99%",
-        1e5: "99.999%",
-        1e6: "99.9999%",
-    }
+    # Tick at x = 1/(1-p): 1 -> 0%, 2 -> 50%, 10 -> 90%, 100 -> 99%, ...
+    labels = {1.0: "0%", 2.0: "50%"} | {10.0**k: f"{100 - 100 / 10**k:g}%" for k in range(1, 7)}
     ticks = [t for t in labels if t <= x[-1] * 1.0001]
     ax.xaxis.set_major_locator(FixedLocator(ticks))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: labels.get(v, "")))
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlim(1.0, x[-1])
 
-    for name, pct in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999)):
+    marks = {"p50": 0.5, "p90": 0.9, "p99": 0.99, "p99.9": 0.999}
+    marks = {name: pct for name, pct in marks.items() if 1 / (1 - pct) <= x[-1] * 1.0001}
+    for (name, pct), v in zip(marks.items(), np.quantile(lat, list(marks.values())), strict=True):
         xp = 1.0 / (1.0 - pct)
-        if xp > x[-1] * 1.0001:
-            break
-        v = float(np.quantile(lat, pct))
         ax.plot([xp], [v], "o", color=_P99_COLOR, markersize=4, zorder=3)
         ax.annotate(
             f"{name} {_fmt_ms(v)} ms",
@@ -475,13 +484,11 @@ def _chart_latency_over_time(data: ReportData) -> Chart:
     )
     if data.n_seconds == 0:
         return _placeholder(filename, title, "no timeseries data", caption)
-    ts = data.timeseries
-    t = ts["t_s"]
-    p50 = ts.get("p50_ms", np.full_like(t, np.nan))
-    p99 = ts.get("p99_ms", np.full_like(t, np.nan))
+    t = data.timeseries["t_s"]
+    p50, p99 = data.column("p50_ms"), data.column("p99_ms")
     fig, (ax,) = _new_figure()
-    ax.plot(t, p99, color=_P99_COLOR, linewidth=1.4, label="p99")
-    ax.plot(t, p50, color=_P50_COLOR, linewidth=1.4, label="p50")
+    _step(ax, t, p99, color=_P99_COLOR, lw=1.4, label="p99")
+    _step(ax, t, p50, color=_P50_COLOR, lw=1.4, label="p50")
     _maybe_log_y(ax, np.concatenate([p50, p99]))
     run_p99 = _dig(data.summary, "latency_ms.p99")
     if not _is_missing(run_p99) and run_p99 > 0:
@@ -509,48 +516,20 @@ def _chart_throughput_over_time(data: ReportData) -> Chart:
     )
     if data.n_seconds == 0:
         return _placeholder(filename, title, "no timeseries data", caption)
-    ts = data.timeseries
-    t = ts["t_s"]
+    t = data.timeseries["t_s"]
     fig, (top, bottom) = _new_figure(nrows=2)
-    top.plot(
-        t,
-        ts.get("arrivals", np.full_like(t, np.nan)),
-        color="tab:gray",
-        linewidth=1.4,
-        label="arrivals/s",
-    )
-    top.plot(
-        t,
-        ts.get("completions", np.full_like(t, np.nan)),
-        color=_P50_COLOR,
-        linewidth=1.4,
-        label="completions/s",
-    )
+    # Arrivals wide and pale underneath, so completions on top of them stay visible.
+    _step(top, t, data.column("arrivals"), color="0.72", lw=2.8, label="arrivals/s")
+    _step(top, t, data.column("completions"), color=_P50_COLOR, lw=1.3, label="completions/s")
+    _step(bottom, t, data.column("ops"), color="tab:purple", lw=1.3, label="backend ops/s")
     offered = _dig(data.summary, "offered_rps")
-    if not _is_missing(offered):
-        top.axhline(
-            offered,
-            color="0.3",
-            linestyle="--",
-            linewidth=1,
-            label=f"offered {_fmt_num(offered)} rps",
-        )
-    bottom.plot(
-        t,
-        ts.get("ops", np.full_like(t, np.nan)),
-        color="tab:purple",
-        linewidth=1.4,
-        label="backend ops/s",
-    )
     nominal = _dig(data.summary, "amplification.nominal_ops_per_request")
-    if not _is_missing(offered) and not _is_missing(nominal) and nominal > 0:
-        bottom.axhline(
-            offered * nominal,
-            color="0.3",
-            linestyle="--",
-            linewidth=1,
-            label=f"nominal {_fmt_num(offered * nominal)} ops/s",
-        )
+    dashed = {"color": "0.3", "linestyle": "--", "linewidth": 1}
+    if not _is_missing(offered):
+        top.axhline(offered, label=f"offered {_fmt_num(offered)} rps", **dashed)
+        if not _is_missing(nominal) and nominal > 0:
+            nominal_ops = offered * nominal
+            bottom.axhline(nominal_ops, label=f"nominal {_fmt_num(nominal_ops)} ops/s", **dashed)
     _shade_phases([top, bottom], data, t)
     for ax in (top, bottom):
         ax.set_ylim(bottom=0)
@@ -574,15 +553,14 @@ def _chart_services_over_time(data: ReportData) -> Chart | None:
         "(utilization), and calls waiting for a worker (queue length). Services with "
         "unlimited workers have no utilization."
     )
-    ts = data.timeseries
-    t = ts["t_s"]
+    t = data.timeseries["t_s"]
     panels = [("util_", util, "utilization"), ("queue_", queue, "queue length (calls)")]
     panels = [panel for panel in panels if panel[1]]
     fig, axes = _new_figure(nrows=len(panels))
     colors = {svc: f"C{i % 10}" for i, svc in enumerate(dict.fromkeys(util + queue))}
     for ax, (prefix, services, ylabel) in zip(axes, panels, strict=True):
         for svc in services:
-            ax.plot(t, ts[prefix + svc], color=colors[svc], linewidth=1.3, label=svc)
+            _step(ax, t, data.column(prefix + svc), color=colors[svc], lw=1.3, label=svc)
         ax.set_ylabel(ylabel)
         if prefix == "util_":
             ax.set_ylim(0, 1.05)

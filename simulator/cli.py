@@ -1,0 +1,184 @@
+"""The ``fansim`` command (SPEC §3): run, validate, schema.
+
+Every bad input ends as ``FILE:LINE:COL: message`` on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .errors import EXIT_BAD_INPUT, ScenarioError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="fansim: simulate fan-out, tail latency and load amplification.",
+    pretty_exceptions_enable=False,
+)
+
+
+def _fail(error: ScenarioError) -> None:
+    for problem in error.problems:
+        typer.echo(str(problem), err=True)
+    raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def parse_sets(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs; each VALUE parsed as YAML (scalars, lists, mappings)."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ScenarioError.single(f"--set {item}", "expected KEY=VALUE, e.g. workload.rps=8000")
+        try:
+            value = YAML(typ="safe").load(text) if text.strip() else None
+        except YAMLError as e:
+            raise ScenarioError.single(f"--set {key}", f"cannot parse value {text!r}: {e}") from None
+        out[key.strip()] = value
+    return out
+
+
+@app.command()
+def run(
+    file: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    out: Annotated[Path | None, typer.Option(help="Output directory [reports/<name>/].")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed (overrides the scenario's).")] = None,
+    duration: Annotated[
+        float | None, typer.Option(help="Measured simulated seconds (overrides duration_s).")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a key: --set workload.rps=8000 (repeatable)."),
+    ] = None,
+    replications: Annotated[int | None, typer.Option(help="Overrides replications.")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Processes for replications [CPU count].")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No table, no progress.")] = False,
+) -> None:
+    """Simulate FILE; print a summary table; write summary.json, timeseries.csv, report.html."""
+    from .loader import load_scenario
+
+    try:
+        overrides = parse_sets(set_ or [])
+        if duration is not None:
+            overrides["duration_s"] = duration
+        if replications is not None:
+            overrides["replications"] = replications
+        if seed is not None:
+            overrides["seed"] = seed
+        scenario = load_scenario(file, overrides)
+    except ScenarioError as e:
+        _fail(e)
+    _simulate_and_write(scenario, out or Path("reports") / scenario.name, workers, quiet)
+
+
+def _simulate_and_write(scenario, out_dir: Path, workers: int | None, quiet: bool) -> None:
+    from rich.console import Console
+
+    from .output import write_run
+    from .run import simulate
+
+    err = Console(stderr=True)
+    if quiet or not err.is_terminal:
+        result = simulate(scenario, workers=workers)
+    else:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        columns = (TextColumn("{task.description}"), BarColumn(), TextColumn(
+            "{task.percentage:>3.0f}%"), TimeElapsedColumn())
+        with Progress(*columns, console=err, transient=True) as bar:
+            task = bar.add_task(f"simulating {scenario.name}", total=1.0)
+            result = simulate(
+                scenario, workers=workers, progress=lambda f: bar.update(task, completed=f)
+            )
+    write_run(result, scenario, out_dir)
+    if not quiet:
+        print_summary(result.summary, Console())
+        Console().print(f"wrote {out_dir}/summary.json, timeseries.csv, report.html")
+
+
+def print_summary(summary: dict, console) -> None:
+    """The headline figures and the per-service table, as on stdout after ``fansim run``."""
+    from rich.table import Table
+
+    req, lat, amp = summary["requests"], summary["latency_ms"], summary["amplification"]
+    ci = summary.get("ci95", {})
+
+    def ms(key: str) -> str:
+        v = lat.get(key)
+        if v is None:
+            return "—"
+        half = ci.get("latency_ms", {}).get(key)
+        return f"{v:,.2f}" + (f" ± {half:.2f}" if half is not None else "")
+
+    head = Table(title=f"{summary['scenario']} (seed {summary['seed']})", show_header=False)
+    head.add_row("requests", f"{req['arrived']:,.0f} arrived: {req['ok']:,.0f} ok, "
+                 f"{req['partial']:,.0f} partial, {req['failed']:,.0f} failed, "
+                 f"{req['rejected']:,.0f} rejected")
+    head.add_row("throughput", f"{summary['throughput_rps']:,.1f} rps "
+                 f"(offered {summary.get('offered_rps', 0):,.1f})")
+    head.add_row("latency ms", "  ".join(f"{k} {ms(k)}" for k in
+                                         ("mean", "p50", "p90", "p99", "p999", "max")))
+    cpr, opr = amp["calls_per_request"], amp["ops_per_request"]
+    head.add_row("per request", f"{cpr or 0:,.2f} calls, {opr or 0:,.2f} ops "
+                 f"(topology: {amp['nominal_ops_per_request']:,.0f} ops)")
+    head.add_row("backend ops/s", f"{amp['ops_per_sec']:,.0f}")
+    console.print(head)
+    table = Table(title="services")
+    for col in ("service", "calls/s", "util", "rejected", "errors", "p50 ms", "p99 ms"):
+        table.add_column(col, justify="left" if col == "service" else "right")
+    for name, s in summary["services"].items():
+        util = "—" if s["utilization"] is None else f"{s['utilization']:.1%}"
+        p50, p99 = s["latency_ms"]["p50"], s["latency_ms"]["p99"]
+        table.add_row(name, f"{s['calls_per_sec']:,.0f}", util, f"{s['rejected']:,.0f}",
+                      f"{s['errors']:,.0f}", "—" if p50 is None else f"{p50:,.2f}",
+                      "—" if p99 is None else f"{p99:,.2f}")
+    console.print(table)
+
+
+@app.command()
+def validate(files: Annotated[list[Path], typer.Argument(help="Scenario files.")]) -> None:
+    """Check scenario files: exit 0, or exit 2 with one line per problem."""
+    from .loader import load_scenario
+
+    bad = False
+    for file in files:
+        try:
+            load_scenario(file)
+        except ScenarioError as e:
+            bad = True
+            for problem in e.problems:
+                typer.echo(str(problem), err=True)
+        else:
+            typer.echo(f"{file}: ok")
+    if bad:
+        raise typer.Exit(EXIT_BAD_INPUT)
+
+
+@app.command()
+def schema() -> None:
+    """Print the scenario JSON Schema (for editors' YAML autocompletion)."""
+    from .model import Scenario
+
+    doc = Scenario.model_json_schema()
+    doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    doc["title"] = "fansim scenario"
+    typer.echo(json.dumps(doc, indent=2))
+
+
+def main() -> None:
+    """Console entry point: the typer app, with Ctrl-C reported without a traceback."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
