@@ -381,3 +381,15 @@ def hedged_exponential(mean_ms: float, hedge_after_ms: float) -> HedgedLatency:
     d = _positive("hedge_after_ms", hedge_after_ms, allow_zero=True)
     extra = math.exp(-d / m)
     return HedgedLatency(m, d, m * (1.0 - extra / 2.0), extra)
+
+
+# --- topology ---------------------------------------------------------------------------------
+
+
+def amplification(scenario) -> dict:
+    """Calls and backend ops per request that the call graph implies (no retries, hedges or
+    errors): ``calls_per_request``, ``ops_per_request`` and per-service ``calls``. Multiply by
+    the offered rps for calls/s and ops/s (seed example: 20 ops x 5,000 rps = 100,000 ops/s)."""
+    from .topology import nominal_amplification
+
+    return nominal_amplification(scenario)

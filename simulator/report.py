@@ -72,6 +72,11 @@ class ReportData:
         return int(self.summary.get("replications") or 1)
 
     @property
+    def timeseries_note(self) -> str:
+        """Caption suffix: with replications the timeseries is the first replication's."""
+        return " Shown for the first replication." if self.replications > 1 else ""
+
+    @property
     def window_end_s(self) -> float | None:
         """End of the measured window in simulated seconds, if the summary says."""
         duration = self.summary.get("duration_s")
@@ -209,6 +214,18 @@ def _share(part: Any, whole: Any) -> str:
     return f"{text}% of arrived"
 
 
+def _vs_nominal(summary: Mapping[str, Any], key: str) -> tuple[Cell, str, str]:
+    """``amplification.<key>`` with a note comparing it to ``nominal_<key>`` when known."""
+    value = _dig(summary, f"amplification.{key}")
+    nominal = _dig(summary, f"amplification.nominal_{key}")
+    note = ""
+    if not _is_missing(nominal):
+        note = f"nominal {_fmt_num(nominal)}"
+        if not _is_missing(value) and nominal:
+            note += f" (×{value / nominal:.2f})"
+    return _cell(summary, f"amplification.{key}", _fmt_num), "", note
+
+
 def headline_groups(data: ReportData) -> list[TableGroup]:
     """The headline figures, grouped for the cards at the top of the report."""
     s = data.summary
@@ -254,25 +271,18 @@ def headline_groups(data: ReportData) -> list[TableGroup]:
             )
         ],
     )
-    nominal = _dig(s, "amplification.nominal_ops_per_request")
-    ops = _dig(s, "amplification.ops_per_request")
-    ops_note = ""
-    if not _is_missing(nominal):
-        ops_note = f"nominal {_fmt_num(nominal)}"
-        if not _is_missing(ops) and nominal:
-            ops_note += f" (×{ops / nominal:.2f})"
     amplification = TableGroup(
         "Amplification",
         [
-            Row("Calls / request", _cell(s, "amplification.calls_per_request", _fmt_num)),
-            Row("Ops / request", _cell(s, "amplification.ops_per_request", _fmt_num), "", ops_note),
+            Row("Calls / request", *_vs_nominal(s, "calls_per_request")),
+            Row("Ops / request", *_vs_nominal(s, "ops_per_request")),
             Row("Backend ops / s", _cell(s, "amplification.ops_per_sec", _fmt_num), "ops/s"),
         ],
     )
     return [load, requests, latency, amplification]
 
 
-# (column heading, key path inside one service, formatter, unit shown in the heading)
+# (column heading, key path inside one service's summary, formatter)
 SERVICE_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("Calls", "calls", _fmt_num),
     ("Calls/s", "calls_per_sec", _fmt_num),
@@ -302,11 +312,11 @@ def service_rows(data: ReportData) -> list[tuple[str, list[Cell]]]:
 # --------------------------------------------------------------------------- charts
 
 
-def _new_figure(nrows: int = 1, sharex: bool = True) -> tuple[Figure, list[Axes]]:
+def _new_figure(nrows: int = 1) -> tuple[Figure, list[Axes]]:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=FIGSIZE_IN, dpi=DPI, layout="constrained")
-    axes = fig.subplots(nrows, 1, sharex=sharex, squeeze=False)[:, 0]
+    axes = fig.subplots(nrows, 1, sharex=True, squeeze=False)[:, 0]
     for ax in axes:
         ax.grid(True, which="major", alpha=0.35)
         ax.set_axisbelow(True)
@@ -355,7 +365,7 @@ def _maybe_log_y(ax: Axes, values: np.ndarray) -> None:
 
 
 def _bin_edges(t_s: np.ndarray) -> np.ndarray:
-    """Edges of the timeseries rows: row i covers [t_s[i], t_s[i] + 1 s)."""
+    """Edges of the timeseries rows: row i covers [t_s[i], t_s[i+1]), the last one second."""
     width = float(np.median(np.diff(t_s))) if len(t_s) > 1 else 1.0
     return np.append(t_s, t_s[-1] + width)
 
@@ -384,12 +394,13 @@ def _shade_phases(axes: Sequence[Axes], data: ReportData, t_s: np.ndarray) -> No
     for lo, hi, label, style in spans:
         for ax in axes:
             ax.axvspan(lo, hi, zorder=0, **style)
-        axes[0].text(
-            (lo + hi) / 2,
-            0.03,
+        axes[0].annotate(
             label,
-            transform=axes[0].get_xaxis_transform(),
-            ha="center",
+            (lo, 0.03),
+            xycoords=axes[0].get_xaxis_transform(),
+            textcoords="offset points",
+            xytext=(4, 0),
+            ha="left",
             va="bottom",
             fontsize=8,
             color="0.3",
@@ -405,7 +416,8 @@ def _legend(ax: Axes) -> None:
 
 
 def percentile_grid(n: int, points: int = 240) -> tuple[np.ndarray, np.ndarray]:
-    """``(x, p)`` with x = 1/(1-p) from 1 to where only ``MIN_TAIL_SAMPLES`` samples remain."""
+    """``(x, p)`` with x = 1/(1-p) from 1 to where only ``MIN_TAIL_SAMPLES`` samples remain
+    above p (but at least to p90, so a tiny sample still draws a curve)."""
     x_max = max(n / MIN_TAIL_SAMPLES, 10.0)
     x = np.geomspace(1.0, x_max, points)
     return x, 1.0 - 1.0 / x
@@ -415,10 +427,11 @@ def _chart_latency_percentiles(data: ReportData) -> Chart:
     filename, title = "latency_percentiles.png", "Latency by percentile"
     lat = data.latencies_ms[np.isfinite(data.latencies_ms)]
     n = lat.size
+    pooled = " (all replications pooled)" if data.replications > 1 else ""
     caption = (
         f"Request latency at each percentile over the {n:,} requests of the measured "
-        f"window{' (all replications)' if data.replications > 1 else ''}. Each step right on the x axis is one more nine; the curve stops where "
-        f"fewer than {MIN_TAIL_SAMPLES} requests remain above the percentile."
+        f"window{pooled}. Each step right on the x axis is one more nine; the curve stops "
+        f"where fewer than {MIN_TAIL_SAMPLES} requests remain above the percentile."
     )
     if n == 0:
         return _placeholder(filename, title, "no requests", caption)
@@ -481,7 +494,7 @@ def _chart_latency_over_time(data: ReportData) -> Chart:
         "Median and 99th-percentile latency of the requests completing in each simulated "
         "second. Grey: warm-up, not measured; hatched: the drain after the window. Gaps are "
         "seconds with no completions."
-    )
+    ) + data.timeseries_note
     if data.n_seconds == 0:
         return _placeholder(filename, title, "no timeseries data", caption)
     t = data.timeseries["t_s"]
@@ -513,7 +526,7 @@ def _chart_throughput_over_time(data: ReportData) -> Chart:
         "Top: requests arriving and completing per simulated second. Bottom: backend "
         "operations (calls to services with no downstream steps) per second: the load the "
         "fan-out puts on the leaves. Dashed: offered load and what the topology implies."
-    )
+    ) + data.timeseries_note
     if data.n_seconds == 0:
         return _placeholder(filename, title, "no timeseries data", caption)
     t = data.timeseries["t_s"]
@@ -552,7 +565,7 @@ def _chart_services_over_time(data: ReportData) -> Chart | None:
         "Per service and simulated second: busy workers as a share of all workers "
         "(utilization), and calls waiting for a worker (queue length). Services with "
         "unlimited workers have no utilization."
-    )
+    ) + data.timeseries_note
     t = data.timeseries["t_s"]
     panels = [("util_", util, "utilization"), ("queue_", queue, "queue length (calls)")]
     panels = [panel for panel in panels if panel[1]]
@@ -600,9 +613,10 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def _run_line(summary: Mapping[str, Any]) -> str:
-    parts = []
-    seed, reps = summary.get("seed"), int(summary.get("replications") or 1)
+def _run_line(data: ReportData) -> str:
+    """'seed 1 · 60 s measured after 5 s warm-up', plus how replications are combined."""
+    summary, parts = data.summary, []
+    seed, reps = summary.get("seed"), data.replications
     if seed is not None:
         parts.append(f"seed {seed}" if reps == 1 else f"seeds {seed}–{int(seed) + reps - 1}")
     if summary.get("duration_s") is not None:
@@ -623,7 +637,7 @@ def render_html(data: ReportData, charts: Sequence[Chart], description: str | No
         .render(
             scenario=data.scenario_name,
             description=description,
-            run_line=_run_line(data.summary),
+            run_line=_run_line(data),
             headline=headline_groups(data),
             service_columns=[heading for heading, _, _ in SERVICE_COLUMNS],
             services=service_rows(data),
