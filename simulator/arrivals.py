@@ -20,13 +20,13 @@ def rate_segments(workload: Workload, end_s: float) -> list[tuple[float, float, 
     if kind == "bursty":
         b = workload.bursty
         assert b is not None and workload.rps is not None
-        pieces, t = [], 0.0
+        pieces, t, k = [], 0.0, 1
         while t < end_s:
-            start = t + b.every_s  # next burst
+            start = k * b.every_s  # the k-th burst
             pieces.append((t, min(start, end_s), workload.rps))
             if start < end_s:
                 pieces.append((start, min(start + b.length_s, end_s), b.burst_rps))
-            t = start + b.length_s
+            t, k = start + b.length_s, k + 1
         return [p for p in pieces if p[1] > p[0]]
     if kind == "schedule":
         assert workload.schedule is not None

@@ -66,6 +66,8 @@ def read_yaml(path: Path) -> tuple[dict, Positions]:
     except MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         what = " ".join(str(x) for x in (e.problem, e.context) if x) or "invalid YAML"
+        if e.context and e.context_mark and e.problem_mark:
+            what += f" that starts at line {e.context_mark.line + 1}"
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
         raise ScenarioError.single(file, f"YAML syntax error: {what}", line, col) from None
     except YAMLError as e:

@@ -20,14 +20,14 @@ import base64
 import functools
 import io
 import math
-import os
 import pathlib
-import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from .files import write_atomic
 
 if TYPE_CHECKING:
     import jinja2
@@ -646,24 +646,7 @@ def render_html(data: ReportData, charts: Sequence[Chart], description: str | No
     )
 
 
-# --------------------------------------------------------------------------- files
-
-
-def _write_atomic(path: pathlib.Path, data: bytes) -> None:
-    """Write ``data`` to a temp file beside ``path``, then rename it over ``path``.
-
-    A reader sees the old file or the new one, never half of one. The temp file is made
-    with mode 0o666 so the umask applies as for any other output file.
-    """
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+# --------------------------------------------------------------------------- entry point
 
 
 def write_report(
@@ -685,11 +668,11 @@ def write_report(
     charts = [chart for make in _CHARTS if (chart := make(data)) is not None]
     html = render_html(data, charts, description)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    # Each file lands whole (temp file + rename); write_atomic creates out_dir if needed.
     written = []
     for chart in charts:
-        _write_atomic(out_dir / chart.filename, chart.png)
+        write_atomic(out_dir / chart.filename, chart.png)
         written.append(out_dir / chart.filename)
-    _write_atomic(out_dir / REPORT_FILENAME, html.encode("utf-8"))
+    write_atomic(out_dir / REPORT_FILENAME, html.encode("utf-8"))
     written.append(out_dir / REPORT_FILENAME)
     return written
