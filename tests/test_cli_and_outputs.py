@@ -174,3 +174,14 @@ def test_outputs_are_written_atomically(tmp_path, monkeypatch):
         files.write_atomic(target, "new")
     assert target.read_text() == "old"
     assert [p.name for p in Path(tmp_path).iterdir()] == ["summary.json"]
+
+
+def test_notebooks_are_committed_without_outputs():
+    """Notebooks are committed clean: no outputs, no execution counts (pytest runs them)."""
+    import nbformat
+
+    for path in (ROOT / "notebooks").glob("*.ipynb"):
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                assert not cell.outputs and cell.execution_count is None, path.name
