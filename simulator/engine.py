@@ -58,9 +58,8 @@ def _uniform(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def _bump(counts: list[int], i: int) -> None:
-    """counts[i] += 1, growing the list when a run goes past its planned horizon."""
-    if i >= len(counts):
-        counts.extend([0] * (i + 1 - len(counts) + 64))
+    """counts[i] += 1 past the end of the list: a run that drains beyond its planned horizon."""
+    counts.extend([0] * (i + 1 - len(counts) + 64))
     counts[i] += 1
 
 
@@ -91,8 +90,7 @@ class Svc:
         self.plan: tuple[RStep, ...] = ()
         self.segments: tuple = ()
         self.free = False
-        # measured-window counters
-        self.calls = 0
+        # measured-window counters (every window call answered records its latency)
         self.rejected = 0
         self.errors = 0
         self.latency_ms = array("d")
@@ -103,6 +101,11 @@ class Svc:
         self.busy_area = 0.0  # worker-ms
         self.queue_area = 0.0  # call-ms
         self.t_last = 0.0
+
+    @property
+    def calls(self) -> int:
+        """Window calls sent to this service: answered ones (each left a latency) + rejected."""
+        return len(self.latency_ms) + self.rejected
 
     def account(self, now: float) -> None:
         """Accumulate busy-worker and queue-length areas up to ``now``."""
@@ -283,11 +286,10 @@ class Sim:
     def free_call(self, svc: Svc, t: float, rec: bool) -> tuple[float, bool]:
         """Duration (ms) and success of a call to a contention-free service started at ``t``."""
         d = svc.draw()
-        counts, i = svc.started_per_s, int(t * 0.001)
-        if i < len(counts):
-            counts[i] += 1
-        else:
-            _bump(counts, i)
+        try:
+            svc.started_per_s[int(t * 0.001)] += 1
+        except IndexError:
+            _bump(svc.started_per_s, int(t * 0.001))
         if svc.error_rate and svc.draw_u() < svc.error_rate:
             ok = False
         elif svc.plan:
@@ -296,7 +298,6 @@ class Sim:
         else:
             ok = True
         if rec:
-            svc.calls += 1
             svc.latency_ms.append(d)
             if not ok:
                 svc.errors += 1
@@ -322,8 +323,6 @@ class Sim:
     def send(self, svc: Svc, shard: int, rec: bool, fanin: FanIn) -> None:
         """A call arrives at a contended service: start, queue, or reject it."""
         inst = svc.instances[shard] if shard >= 0 else svc.pick()
-        if rec:
-            svc.calls += 1
         now = self.env.now
         if inst.busy < svc.workers:
             self._start(Call(svc, inst, rec, now, fanin))
@@ -341,11 +340,10 @@ class Sim:
         svc.account(now)
         svc.busy += 1
         call.inst.busy += 1
-        counts, i = svc.started_per_s, int(now * 0.001)
-        if i < len(counts):
-            counts[i] += 1
-        else:
-            _bump(counts, i)
+        try:
+            svc.started_per_s[int(now * 0.001)] += 1
+        except IndexError:
+            _bump(svc.started_per_s, int(now * 0.001))
         d = svc.draw()
         if svc.error_rate and svc.draw_u() < svc.error_rate:
             ev = Timeout(self.env, d, call)
