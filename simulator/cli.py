@@ -88,7 +88,8 @@ def _simulate_and_write(scenario, out_dir: Path, workers: int | None, quiet: boo
     from .run import simulate
 
     err = Console(stderr=True)
-    if quiet or not err.is_terminal:
+    live = not quiet and err.is_terminal
+    if not live:
         result = simulate(scenario, workers=workers)
     else:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -100,7 +101,11 @@ def _simulate_and_write(scenario, out_dir: Path, workers: int | None, quiet: boo
             result = simulate(
                 scenario, workers=workers, progress=lambda f: bar.update(task, completed=f)
             )
-    write_run(result, scenario, out_dir)
+    if live:
+        with err.status(f"writing {out_dir}"):
+            write_run(result, scenario, out_dir)
+    else:
+        write_run(result, scenario, out_dir)
     if not quiet:
         print_summary(result.summary, Console())
         Console().print(f"wrote {out_dir}/summary.json, timeseries.csv, report.html")

@@ -14,7 +14,8 @@ import sys
 import numpy as np
 import pytest
 
-from simulator.report import _fmt_ms, _fmt_num, write_report
+from simulator.charts import _fmt_ms, _fmt_num
+from simulator.report import write_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 DATA_URI = re.compile(r'src="data:image/png;base64,([^"]*)"')
@@ -319,10 +320,11 @@ def test_counts_and_rates_use_thousands_separators(value: float | None, text: st
     assert _fmt_num(value) == text
 
 
-def test_import_does_not_load_matplotlib_or_jinja2() -> None:
-    """Importing simulator.report stays cheap: matplotlib and jinja2 load only when used."""
+@pytest.mark.parametrize("module", ["simulator.report", "simulator.charts"])
+def test_import_does_not_load_matplotlib_or_jinja2(module: str) -> None:
+    """Importing the report or its charts stays cheap: matplotlib and jinja2 load only when used."""
     code = (
-        "import sys, simulator.report; "
+        f"import sys, {module}; "
         "print(sorted(m for m in ('matplotlib', 'jinja2') if m in sys.modules))"
     )
     root = pathlib.Path(__file__).resolve().parents[1]
