@@ -151,7 +151,7 @@ class Call:
 
     __slots__ = ("svc", "inst", "rec", "t0", "fanin")
 
-    def __init__(self, svc: Svc, inst: Instance, rec: bool, t0: float, fanin: FanIn):
+    def __init__(self, svc: Svc, inst: Instance, rec: bool, t0: float, fanin: FanIn | Flow):
         self.svc, self.inst, self.rec, self.t0, self.fanin = svc, inst, rec, t0, fanin
 
 
@@ -199,7 +199,7 @@ class Flow:
             ev.callbacks.append(self.advance if ok else self._fail)
             return
         step = steps
-        fanin = FanIn(step.k, step.n - step.k, self)
+        fanin = self if step.n == 1 else FanIn(step.k, step.n - step.k, self)
         for svc, shard in step.targets:
             if svc.free:
                 d, ok = sim.free_call(svc, sim.env.now, self.rec)
@@ -210,6 +210,13 @@ class Flow:
 
     def _fail(self, _event) -> None:
         self.done(False, FAILED)
+
+    def answer(self, ok: bool, cause: int) -> None:
+        """The answer of a one-call step (no fan-in to count): go on, or fail."""
+        if ok:
+            self.advance()
+        else:
+            self.done(False, cause)
 
 
 def _segments(plan: tuple[RStep, ...]) -> tuple:
@@ -320,7 +327,7 @@ class Sim:
 
     # ---- contended path: FIFO worker pools, callbacks on timeouts ---------------------------
 
-    def send(self, svc: Svc, shard: int, rec: bool, fanin: FanIn) -> None:
+    def send(self, svc: Svc, shard: int, rec: bool, fanin: FanIn | Flow) -> None:
         """A call arrives at a contended service: start, queue, or reject it."""
         inst = svc.instances[shard] if shard >= 0 else svc.pick()
         now = self.env.now
