@@ -4,12 +4,38 @@
     scenario = load_scenario("scenarios/seed-example.yaml").with_overrides({"workload.rps": 8000})
     result = simulate(scenario, seed=1)
     result.summary, result.latencies_ms, result.timeseries
+
+The names below are imported on first use, so ``import simulator`` (and ``fansim --help``)
+does no work.
 """
 
-from .errors import ScenarioError
-from .loader import load_scenario
-from .model import Scenario
-from .run import Result, simulate
+from __future__ import annotations
 
-__all__ = ["Result", "Scenario", "ScenarioError", "load_scenario", "simulate"]
+import importlib
+from typing import TYPE_CHECKING
+
+__all__ = ["Result", "Scenario", "ScenarioError", "analytic", "load_scenario", "simulate"]
 __version__ = "0.1.0"
+
+_HOME = {
+    "Result": "run",
+    "Scenario": "model",
+    "ScenarioError": "errors",
+    "load_scenario": "loader",
+    "simulate": "run",
+}
+
+if TYPE_CHECKING:
+    from . import analytic
+    from .errors import ScenarioError
+    from .loader import load_scenario
+    from .model import Scenario
+    from .run import Result, simulate
+
+
+def __getattr__(name: str):
+    if name == "analytic":
+        return importlib.import_module(".analytic", __name__)
+    if name in _HOME:
+        return getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)
+    raise AttributeError(f"module 'simulator' has no attribute {name!r}")

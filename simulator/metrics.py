@@ -71,7 +71,7 @@ def summarize(sim: Sim, seed: int) -> tuple[dict[str, Any], np.ndarray, dict[str
 
 
 def _service_summary(sim: Sim, svc, duration_s: float) -> dict[str, Any]:
-    lat = np.frombuffer(svc.latency_ms, dtype=float)
+    lat = np.frombuffer(svc.latency_ms, dtype=np.float32)
     utilization = None
     if svc.workers is not None and len(sim.edges) == 2:
         i = sim.contended.index(svc)
