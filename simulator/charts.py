@@ -376,7 +376,7 @@ def _chart_services_over_time(data: ReportData) -> Chart | None:
             ax.yaxis.set_major_formatter("{x:.0%}")
         else:
             ax.set_ylim(bottom=0)
-            ax.yaxis.set_major_formatter("{x:,.0f}")
+            ax.yaxis.set_major_formatter("{x:,g}")  # time-averaged: often a fraction of a call
         _legend(ax)
     _shade_phases(axes, data, t)
     axes[0].set_title(f"{title} — {data.scenario_name}")
