@@ -67,8 +67,11 @@ def fansim_cmd() -> list[str]:
                 return [sys.executable, str(script)]
     except OSError:
         pass
-    return [sys.executable, "-c",
-            "import sys; from simulator.cli import main; sys.argv[0] = 'fansim'; sys.exit(main())"]
+    return [
+        sys.executable,
+        "-c",
+        "import sys; from simulator.cli import main; sys.argv[0] = 'fansim'; sys.exit(main())",
+    ]
 
 
 def measure(cmd: list[str]) -> dict:
@@ -82,21 +85,26 @@ def measure(cmd: list[str]) -> dict:
         full = [GNU_TIME, "-v", "-o", str(time_path), *cmd] if USE_GNU_TIME else cmd
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             t0 = time.perf_counter()
-            proc = subprocess.Popen(full, cwd=REPO, stdout=out, stderr=err,
-                                    stdin=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                full, cwd=REPO, stdout=out, stderr=err, stdin=subprocess.DEVNULL
+            )
             _, status, usage = os.wait4(proc.pid, 0)
             wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
         stdout, stderr = out_path.read_text(), err_path.read_text()
         if USE_GNU_TIME:
-            rss_kb = next(int(line.rsplit(":", 1)[1]) for line in time_path.read_text().splitlines()
-                          if "Maximum resident set size" in line)
+            rss_kb = next(
+                int(line.rsplit(":", 1)[1])
+                for line in time_path.read_text().splitlines()
+                if "Maximum resident set size" in line
+            )
             rss_mib = rss_kb / 1024.0
         else:  # ru_maxrss: KiB on Linux, bytes on macOS
             rss_mib = usage.ru_maxrss / (MIB if sys.platform == "darwin" else 1024.0)
     if proc.returncode != 0:
-        sys.exit(f"bench: command failed (exit {proc.returncode}): {' '.join(cmd)}\n"
-                 f"{stderr[-3000:]}")
+        sys.exit(
+            f"bench: command failed (exit {proc.returncode}): {' '.join(cmd)}\n{stderr[-3000:]}"
+        )
     return {"wall_s": wall, "stdout": stdout, "rss_mib": rss_mib}
 
 
@@ -115,8 +123,17 @@ def run_fansim(scenario: Path, duration: float, extra: list[str] | None = None) 
     window count / duration_s x (warmup_s + duration_s).
     """
     with tempfile.TemporaryDirectory(prefix="fansim-bench-") as out:
-        cmd = [*fansim_cmd(), "run", str(scenario), "--duration", f"{duration:g}", "--out", out,
-               "-q", *(extra or [])]
+        cmd = [
+            *fansim_cmd(),
+            "run",
+            str(scenario),
+            "--duration",
+            f"{duration:g}",
+            "--out",
+            out,
+            "-q",
+            *(extra or []),
+        ]
         m = measure(cmd)
         summary = json.loads((Path(out) / "summary.json").read_text())
         with open(Path(out) / "timeseries.csv", newline="") as f:
@@ -132,26 +149,49 @@ def run_fansim(scenario: Path, duration: float, extra: list[str] | None = None) 
     m["requests_total"], m["requests_source"] = total("arrivals", arrived)
     m["completions_total"], _ = total("completions", summary["requests"]["ok"])
     m["ops_total"], m["ops_source"] = total(
-        "ops", summary["amplification"]["ops_per_sec"] * summary["duration_s"])
+        "ops", summary["amplification"]["ops_per_sec"] * summary["duration_s"]
+    )
     m["summary"] = summary
     return m
 
 
 def run_handwritten(seed: dict, duration: float) -> dict:
-    cmd = [sys.executable, str(HERE / "handwritten_simpy.py"),
-           "--duration", f"{duration:g}", "--warmup", f"{seed['warmup_s']:g}",
-           "--rps", f"{seed['rps']:g}", "--fanout", str(seed["fanout"]),
-           "--repeat", str(seed["repeat"]), "--seed", str(seed["seed"]),
-           "--svc", f"{seed['svc_p50']:g}", f"{seed['svc_p99']:g}",
-           "--db", f"{seed['db_p50']:g}", f"{seed['db_p99']:g}"]
+    cmd = [
+        sys.executable,
+        str(HERE / "handwritten_simpy.py"),
+        "--duration",
+        f"{duration:g}",
+        "--warmup",
+        f"{seed['warmup_s']:g}",
+        "--rps",
+        f"{seed['rps']:g}",
+        "--fanout",
+        str(seed["fanout"]),
+        "--repeat",
+        str(seed["repeat"]),
+        "--seed",
+        str(seed["seed"]),
+        "--svc",
+        f"{seed['svc_p50']:g}",
+        f"{seed['svc_p99']:g}",
+        "--db",
+        f"{seed['db_p50']:g}",
+        f"{seed['db_p99']:g}",
+    ]
     m = measure(cmd)
     m["result"] = last_json_line(m["stdout"])
     return m
 
 
 def run_ciw(until_units: float, warmup_units: float) -> dict:
-    cmd = [sys.executable, str(HERE / "ciw_mm10.py"),
-           "--until", f"{until_units:g}", "--warmup", f"{warmup_units:g}"]
+    cmd = [
+        sys.executable,
+        str(HERE / "ciw_mm10.py"),
+        "--until",
+        f"{until_units:g}",
+        "--warmup",
+        f"{warmup_units:g}",
+    ]
     m = measure(cmd)
     m["result"] = last_json_line(m["stdout"])
     return m
@@ -170,11 +210,16 @@ def read_seed_scenario() -> dict:
         assert y["workload"]["arrivals"] == "poisson"
         assert svc["latency"]["dist"] == db["latency"]["dist"] == "lognormal"
         return {
-            "rps": y["workload"]["rps"], "warmup_s": y.get("warmup_s", 0), "seed": y["seed"],
-            "duration_s": y["duration_s"], "fanout": step.get("fanout", 1),
+            "rps": y["workload"]["rps"],
+            "warmup_s": y.get("warmup_s", 0),
+            "seed": y["seed"],
+            "duration_s": y["duration_s"],
+            "fanout": step.get("fanout", 1),
             "repeat": sub.get("repeat", 1),
-            "svc_p50": svc["latency"]["p50_ms"], "svc_p99": svc["latency"]["p99_ms"],
-            "db_p50": db["latency"]["p50_ms"], "db_p99": db["latency"]["p99_ms"],
+            "svc_p50": svc["latency"]["p50_ms"],
+            "svc_p99": svc["latency"]["p99_ms"],
+            "db_p50": db["latency"]["p50_ms"],
+            "db_p99": db["latency"]["p99_ms"],
         }
     except (KeyError, ValueError, AssertionError, TypeError) as e:
         sys.exit(f"bench: {SEED_YAML} no longer has the shape handwritten_simpy.py models ({e!r})")
@@ -206,8 +251,11 @@ def read_mm10_scenario() -> dict:
 
     y = YAML(typ="safe").load(MM10_YAML.read_text())
     (svc,) = y["services"].values()
-    return {"rps": y["workload"]["rps"], "mean_ms": svc["latency"]["mean_ms"],
-            "servers": svc["workers"]}
+    return {
+        "rps": y["workload"]["rps"],
+        "mean_ms": svc["latency"]["mean_ms"],
+        "servers": svc["workers"],
+    }
 
 
 # --- table printing --------------------------------------------------------------------------
@@ -215,9 +263,13 @@ def read_mm10_scenario() -> dict:
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+
     def line(cells):
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
+
     return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
 
 
@@ -262,26 +314,67 @@ def bench_seed(args, seed: dict, res: dict) -> str:
     f_p50 = med([r["summary"]["latency_ms"]["p50"] for r in fan])
     h_p50 = med([r["result"]["p50_ms"] for r in hand])
     rows = [
-        ["fansim run (incl. report)", f"{med([r['wall_s'] for r in fan]):.2f}",
-         f"{min(r['wall_s'] for r in fan):.2f}", fmt_n(fan[0]["requests_total"]), fmt_n(f_ops),
-         fmt_n(med(f_rates)), fmt_n(max(f_rates)), f"{f_p50:.2f}", f"{f_p99:.2f}",
-         f"{med([r['rss_mib'] for r in fan]):.0f}"],
-        ["hand-written SimPy", f"{med([r['wall_s'] for r in hand]):.2f}",
-         f"{min(r['wall_s'] for r in hand):.2f}", fmt_n(hand[0]["result"]["requests"]),
-         fmt_n(h_ops), fmt_n(med(h_rates)), fmt_n(max(h_rates)), f"{h_p50:.2f}", f"{h_p99:.2f}",
-         f"{med([r['rss_mib'] for r in hand]):.0f}"],
+        [
+            "fansim run (incl. report)",
+            f"{med([r['wall_s'] for r in fan]):.2f}",
+            f"{min(r['wall_s'] for r in fan):.2f}",
+            fmt_n(fan[0]["requests_total"]),
+            fmt_n(f_ops),
+            fmt_n(med(f_rates)),
+            fmt_n(max(f_rates)),
+            f"{f_p50:.2f}",
+            f"{f_p99:.2f}",
+            f"{med([r['rss_mib'] for r in fan]):.0f}",
+        ],
+        [
+            "hand-written SimPy",
+            f"{med([r['wall_s'] for r in hand]):.2f}",
+            f"{min(r['wall_s'] for r in hand):.2f}",
+            fmt_n(hand[0]["result"]["requests"]),
+            fmt_n(h_ops),
+            fmt_n(med(h_rates)),
+            fmt_n(max(h_rates)),
+            f"{h_p50:.2f}",
+            f"{h_p99:.2f}",
+            f"{med([r['rss_mib'] for r in hand]):.0f}",
+        ],
     ]
     ref_p50, ref_p99 = reference_quantiles(seed)
     window_n = fan[0]["summary"]["requests"]["arrived"]
-    rows.append(["reference: numpy Monte Carlo", "", "", "1,000,000", "", "", "",
-                 f"{ref_p50:.2f}", f"{ref_p99:.2f}", ""])
+    rows.append(
+        [
+            "reference: numpy Monte Carlo",
+            "",
+            "",
+            "1,000,000",
+            "",
+            "",
+            "",
+            f"{ref_p50:.2f}",
+            f"{ref_p99:.2f}",
+            "",
+        ]
+    )
     sim_s = seed["warmup_s"] + args.duration
     out = [
         f"1. Seed example: {seed['rps']:,} rps Poisson -> fan-out {seed['fanout']} x "
         f"{seed['repeat']} sequential DB calls; warm-up {seed['warmup_s']:g} s + "
         f"{args.duration:g} s measured = {sim_s:g} simulated s; {args.repeat} run(s) each",
-        table(["contender", "wall s med", "wall s best", "requests", "DB ops",
-               "ops/wall-s med", "ops/wall-s best", "p50 ms", "p99 ms", "RSS MiB"], rows),
+        table(
+            [
+                "contender",
+                "wall s med",
+                "wall s best",
+                "requests",
+                "DB ops",
+                "ops/wall-s med",
+                "ops/wall-s best",
+                "p50 ms",
+                "p99 ms",
+                "RSS MiB",
+            ],
+            rows,
+        ),
         f"   fansim / hand-written, DB ops per wall-second: {med(f_rates) / med(h_rates):.2f}x "
         f"(median), {max(f_rates) / max(h_rates):.2f}x (best)",
         f"   p99 sanity check: fansim {f_p99:.2f} ms vs hand-written {h_p99:.2f} ms "
@@ -293,20 +386,31 @@ def bench_seed(args, seed: dict, res: dict) -> str:
         "p50/p99 = requests that arrived in the measured window.",
     ]
     res["seed_example"] = {
-        "scenario": str(SEED_YAML.relative_to(REPO)), "duration_s": args.duration,
-        "warmup_s": seed["warmup_s"], "repeat": args.repeat,
+        "scenario": str(SEED_YAML.relative_to(REPO)),
+        "duration_s": args.duration,
+        "warmup_s": seed["warmup_s"],
+        "repeat": args.repeat,
         "ops_definition": "all DB ops simulated over warm-up + measured window + drain",
-        "fansim": {"wall_s": [r["wall_s"] for r in fan], "db_ops": f_ops,
-                   "requests": fan[0]["requests_total"],
-                   "ops_per_wall_s_median": med(f_rates), "ops_per_wall_s_best": max(f_rates),
-                   "p50_ms": f_p50, "p99_ms": f_p99,
-                   "rss_mib": med([r["rss_mib"] for r in fan])},
-        "handwritten_simpy": {"wall_s": [r["wall_s"] for r in hand], "db_ops": h_ops,
-                              "requests": hand[0]["result"]["requests"],
-                              "ops_per_wall_s_median": med(h_rates),
-                              "ops_per_wall_s_best": max(h_rates),
-                              "p50_ms": h_p50, "p99_ms": h_p99,
-                              "rss_mib": med([r["rss_mib"] for r in hand])},
+        "fansim": {
+            "wall_s": [r["wall_s"] for r in fan],
+            "db_ops": f_ops,
+            "requests": fan[0]["requests_total"],
+            "ops_per_wall_s_median": med(f_rates),
+            "ops_per_wall_s_best": max(f_rates),
+            "p50_ms": f_p50,
+            "p99_ms": f_p99,
+            "rss_mib": med([r["rss_mib"] for r in fan]),
+        },
+        "handwritten_simpy": {
+            "wall_s": [r["wall_s"] for r in hand],
+            "db_ops": h_ops,
+            "requests": hand[0]["result"]["requests"],
+            "ops_per_wall_s_median": med(h_rates),
+            "ops_per_wall_s_best": max(h_rates),
+            "p50_ms": h_p50,
+            "p99_ms": h_p99,
+            "rss_mib": med([r["rss_mib"] for r in hand]),
+        },
         "ratio_fansim_over_handwritten_median": med(f_rates) / med(h_rates),
         "ratio_fansim_over_handwritten_best": max(f_rates) / max(h_rates),
         "p99_rel_diff": f_p99 / h_p99 - 1,
@@ -331,8 +435,9 @@ def bench_mm10(args, res: dict) -> str:
     total_s = args.mm_customers / mm["rps"]
     duration_s = total_s - warmup_s
     until_units, warmup_units = total_s * 1000.0 / unit_ms, warmup_s * 1000.0 / unit_ms
-    theory_ms = mmc(arrival_rps=mm["rps"], service_mean_ms=mm["mean_ms"],
-                    servers=mm["servers"]).mean_sojourn_ms
+    theory_ms = mmc(
+        arrival_rps=mm["rps"], service_mean_ms=mm["mean_ms"], servers=mm["servers"]
+    ).mean_sojourn_ms
     extra = ["--set", f"warmup_s={warmup_s:g}"]
 
     say("M/M/10: priming runs", q)
@@ -350,14 +455,28 @@ def bench_mm10(args, res: dict) -> str:
     f_mean = med([r["summary"]["latency_ms"]["mean"] for r in fan])
     c_mean = med([r["result"]["mean_sojourn_units"] * unit_ms for r in cw])
     rows = [
-        ["fansim run (incl. report)", f"{med([r['wall_s'] for r in fan]):.2f}",
-         f"{min(r['wall_s'] for r in fan):.2f}", fmt_n(fan[0]["completions_total"]),
-         fmt_n(med(f_rates)), fmt_n(max(f_rates)), f"{f_mean:.2f}", pct(f_mean, theory_ms),
-         f"{med([r['rss_mib'] for r in fan]):.0f}"],
-        [f"Ciw {cw[0]['result']['ciw_version']}", f"{med([r['wall_s'] for r in cw]):.2f}",
-         f"{min(r['wall_s'] for r in cw):.2f}", fmt_n(cw[0]["result"]["customers"]),
-         fmt_n(med(c_rates)), fmt_n(max(c_rates)), f"{c_mean:.2f}", pct(c_mean, theory_ms),
-         f"{med([r['rss_mib'] for r in cw]):.0f}"],
+        [
+            "fansim run (incl. report)",
+            f"{med([r['wall_s'] for r in fan]):.2f}",
+            f"{min(r['wall_s'] for r in fan):.2f}",
+            fmt_n(fan[0]["completions_total"]),
+            fmt_n(med(f_rates)),
+            fmt_n(max(f_rates)),
+            f"{f_mean:.2f}",
+            pct(f_mean, theory_ms),
+            f"{med([r['rss_mib'] for r in fan]):.0f}",
+        ],
+        [
+            f"Ciw {cw[0]['result']['ciw_version']}",
+            f"{med([r['wall_s'] for r in cw]):.2f}",
+            f"{min(r['wall_s'] for r in cw):.2f}",
+            fmt_n(cw[0]["result"]["customers"]),
+            fmt_n(med(c_rates)),
+            fmt_n(max(c_rates)),
+            f"{c_mean:.2f}",
+            pct(c_mean, theory_ms),
+            f"{med([r['rss_mib'] for r in cw]):.0f}",
+        ],
         ["Erlang C theory", "", "", "", "", "", f"{theory_ms:.2f}", "", ""],
     ]
     out = [
@@ -366,8 +485,20 @@ def bench_mm10(args, res: dict) -> str:
         f"(Ciw: arrival rate {mm['rps'] * unit_ms / 1000:g}, service rate 1, 1 unit = "
         f"{unit_ms:g} ms); {total_s:g} simulated s = {until_units:g} Ciw units incl. "
         f"{warmup_s:g} s warm-up; {args.repeat} run(s) each",
-        table(["contender", "wall s med", "wall s best", "customers", "cust/wall-s med",
-               "cust/wall-s best", "mean sojourn ms", "vs theory", "RSS MiB"], rows),
+        table(
+            [
+                "contender",
+                "wall s med",
+                "wall s best",
+                "customers",
+                "cust/wall-s med",
+                "cust/wall-s best",
+                "mean sojourn ms",
+                "vs theory",
+                "RSS MiB",
+            ],
+            rows,
+        ),
         f"   fansim / Ciw, customers per wall-second: {med(f_rates) / med(c_rates):.2f}x "
         f"(median), {max(f_rates) / max(c_rates):.2f}x (best)",
         "   customers = completed over the whole run incl. warm-up (fansim: sum of timeseries.csv "
@@ -378,18 +509,28 @@ def bench_mm10(args, res: dict) -> str:
         "is a sanity check, not a bias test; see benchmarks/README.md.",
     ]
     res["mm10"] = {
-        "scenario": str(MM10_YAML.relative_to(REPO)), "simulated_s": total_s,
-        "warmup_s": warmup_s, "repeat": args.repeat, "theory_mean_sojourn_ms": theory_ms,
-        "fansim": {"wall_s": [r["wall_s"] for r in fan],
-                   "customers": fan[0]["completions_total"],
-                   "customers_per_wall_s_median": med(f_rates),
-                   "customers_per_wall_s_best": max(f_rates),
-                   "mean_sojourn_ms": f_mean, "rss_mib": med([r["rss_mib"] for r in fan])},
-        "ciw": {"version": cw[0]["result"]["ciw_version"], "wall_s": [r["wall_s"] for r in cw],
-                "customers": cw[0]["result"]["customers"],
-                "customers_per_wall_s_median": med(c_rates),
-                "customers_per_wall_s_best": max(c_rates),
-                "mean_sojourn_ms": c_mean, "rss_mib": med([r["rss_mib"] for r in cw])},
+        "scenario": str(MM10_YAML.relative_to(REPO)),
+        "simulated_s": total_s,
+        "warmup_s": warmup_s,
+        "repeat": args.repeat,
+        "theory_mean_sojourn_ms": theory_ms,
+        "fansim": {
+            "wall_s": [r["wall_s"] for r in fan],
+            "customers": fan[0]["completions_total"],
+            "customers_per_wall_s_median": med(f_rates),
+            "customers_per_wall_s_best": max(f_rates),
+            "mean_sojourn_ms": f_mean,
+            "rss_mib": med([r["rss_mib"] for r in fan]),
+        },
+        "ciw": {
+            "version": cw[0]["result"]["ciw_version"],
+            "wall_s": [r["wall_s"] for r in cw],
+            "customers": cw[0]["result"]["customers"],
+            "customers_per_wall_s_median": med(c_rates),
+            "customers_per_wall_s_best": max(c_rates),
+            "mean_sojourn_ms": c_mean,
+            "rss_mib": med([r["rss_mib"] for r in cw]),
+        },
         "ratio_fansim_over_ciw_median": med(f_rates) / med(c_rates),
         "ratio_fansim_over_ciw_best": max(f_rates) / max(c_rates),
     }
@@ -410,12 +551,21 @@ def bench_memory(args, seed: dict, res: dict) -> str:
         return r["rss_mib"] / (r["requests_total"] / 1e6)
 
     rows = [
-        ["fansim --help (fixed: interpreter + CLI)", "", f"{help_rss:.0f}", "",
-         f"{help_wall:.2f}"],
-        [f"fansim run seed, {args.duration:g} s measured", fmt_n(short["requests_total"]),
-         f"{short['rss_mib']:.0f}", f"{per_m(short):.0f}", f"{short['wall_s']:.2f}"],
-        [f"fansim run seed, {args.mem_duration:g} s measured", fmt_n(long["requests_total"]),
-         f"{long['rss_mib']:.0f}", f"{per_m(long):.0f}", f"{long['wall_s']:.2f}"],
+        ["fansim --help (fixed: interpreter + CLI)", "", f"{help_rss:.0f}", "", f"{help_wall:.2f}"],
+        [
+            f"fansim run seed, {args.duration:g} s measured",
+            fmt_n(short["requests_total"]),
+            f"{short['rss_mib']:.0f}",
+            f"{per_m(short):.0f}",
+            f"{short['wall_s']:.2f}",
+        ],
+        [
+            f"fansim run seed, {args.mem_duration:g} s measured",
+            fmt_n(long["requests_total"]),
+            f"{long['rss_mib']:.0f}",
+            f"{per_m(long):.0f}",
+            f"{long['wall_s']:.2f}",
+        ],
     ]
     d_req = long["requests_total"] - short["requests_total"]
     marginal = (long["rss_mib"] - short["rss_mib"]) / (d_req / 1e6) if d_req > 0 else float("nan")
@@ -434,11 +584,19 @@ def bench_memory(args, seed: dict, res: dict) -> str:
     res["memory"] = {
         "method": how,
         "fansim_help": {"rss_mib": help_rss, "wall_s": help_wall},
-        "seed_short": {"measured_s": args.duration, "requests": short["requests_total"],
-                       "rss_mib": short["rss_mib"], "mib_per_million_requests": per_m(short)},
-        "seed_long": {"measured_s": args.mem_duration, "requests": long["requests_total"],
-                      "rss_mib": long["rss_mib"], "mib_per_million_requests": per_m(long),
-                      "wall_s": long["wall_s"]},
+        "seed_short": {
+            "measured_s": args.duration,
+            "requests": short["requests_total"],
+            "rss_mib": short["rss_mib"],
+            "mib_per_million_requests": per_m(short),
+        },
+        "seed_long": {
+            "measured_s": args.mem_duration,
+            "requests": long["requests_total"],
+            "rss_mib": long["rss_mib"],
+            "mib_per_million_requests": per_m(long),
+            "wall_s": long["wall_s"],
+        },
         "marginal_mib_per_million_requests": marginal,
     }
     return "\n".join(out)
@@ -458,23 +616,51 @@ def versions() -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(
-        description="fansim speed benchmark (whole process vs whole process); not a test.")
-    ap.add_argument("--quick", action="store_true",
-                    help="shorter runs, one repeat: under a minute")
-    ap.add_argument("--duration", type=float, default=None,
-                    help="seed example: measured simulated s, after its warm-up [20; quick 2]")
-    ap.add_argument("--repeat", type=int, default=None,
-                    help="timed runs of each contender; reports median and best [3; quick 1]")
-    ap.add_argument("--mm-customers", type=int, default=None,
-                    help="M/M/10: customers to simulate, warm-up included [400000; quick 100000]")
-    ap.add_argument("--mm-warmup", type=float, default=5.0,
-                    help="M/M/10: warm-up seconds (fansim time; x100 in Ciw units) [5]")
-    ap.add_argument("--mem-duration", type=float, default=None,
-                    help="memory: measured s of the long seed run [195 (1M requests); quick 60]")
-    ap.add_argument("--only", choices=("seed", "mm10", "memory"), action="append",
-                    help="run only these sections (repeatable; memory implies seed)")
-    ap.add_argument("--json", type=Path, default=HERE / "results.json",
-                    help="where to write the results [benchmarks/results.json]")
+        description="fansim speed benchmark (whole process vs whole process); not a test."
+    )
+    ap.add_argument("--quick", action="store_true", help="shorter runs, one repeat: under a minute")
+    ap.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="seed example: measured simulated s, after its warm-up [20; quick 2]",
+    )
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=None,
+        help="timed runs of each contender; reports median and best [3; quick 1]",
+    )
+    ap.add_argument(
+        "--mm-customers",
+        type=int,
+        default=None,
+        help="M/M/10: customers to simulate, warm-up included [400000; quick 100000]",
+    )
+    ap.add_argument(
+        "--mm-warmup",
+        type=float,
+        default=5.0,
+        help="M/M/10: warm-up seconds (fansim time; x100 in Ciw units) [5]",
+    )
+    ap.add_argument(
+        "--mem-duration",
+        type=float,
+        default=None,
+        help="memory: measured s of the long seed run [195 (1M requests); quick 60]",
+    )
+    ap.add_argument(
+        "--only",
+        choices=("seed", "mm10", "memory"),
+        action="append",
+        help="run only these sections (repeatable; memory implies seed)",
+    )
+    ap.add_argument(
+        "--json",
+        type=Path,
+        default=HERE / "results.json",
+        help="where to write the results [benchmarks/results.json]",
+    )
     ap.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
     args = ap.parse_args()
     quick = args.quick
@@ -497,8 +683,10 @@ def main() -> None:
     seed = read_seed_scenario()
     res: dict = {
         "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "platform": platform.platform(), "python": platform.python_version(),
-        "cpu_count": os.cpu_count(), "versions": versions(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "versions": versions(),
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
     }
     t0 = time.perf_counter()
@@ -514,11 +702,15 @@ def main() -> None:
 
     v = res["versions"]
     sys.stderr.flush()
-    print(f"fansim benchmark - {res['date']} - {res['platform']}, Python {res['python']}, "
-          f"{res['cpu_count']} CPUs - fansim {v['fansim']}, SimPy {v['simpy']}, "
-          f"numpy {v['numpy']}, Ciw {v['ciw']}")
-    print("Whole process vs whole process: each run is a fresh `sys.executable` subprocess, timed "
-          "from spawn to exit (start-up, imports and fansim's report writing included).\n")
+    print(
+        f"fansim benchmark - {res['date']} - {res['platform']}, Python {res['python']}, "
+        f"{res['cpu_count']} CPUs - fansim {v['fansim']}, SimPy {v['simpy']}, "
+        f"numpy {v['numpy']}, Ciw {v['ciw']}"
+    )
+    print(
+        "Whole process vs whole process: each run is a fresh `sys.executable` subprocess, timed "
+        "from spawn to exit (start-up, imports and fansim's report writing included).\n"
+    )
     print("\n\n".join(blocks))
     print(f"\n(bench took {res['bench_wall_s']:.0f} s; results written to {args.json})")
     args.json.write_text(json.dumps(res, indent=2) + "\n")

@@ -36,12 +36,16 @@ def main() -> None:
     sim.simulate_until_max_time(a.until)
     records = sim.get_all_records()
     window = [r.exit_date - r.arrival_date for r in records if r.arrival_date >= a.warmup]
-    print(json.dumps({
-        "customers": len(records),
-        "window_customers": len(window),
-        "mean_sojourn_units": sum(window) / len(window),
-        "ciw_version": ciw.__version__,
-    }))
+    print(
+        json.dumps(
+            {
+                "customers": len(records),
+                "window_customers": len(window),
+                "mean_sojourn_units": sum(window) / len(window),
+                "ciw_version": ciw.__version__,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -81,16 +81,20 @@ def main() -> None:
     env.run()  # runs until no events are left: arrivals stopped, everything drained
 
     lat = np.asarray(window_latencies)
-    print(json.dumps({
-        "requests": stats["requests"],
-        "service_calls": stats["service_calls"],
-        "db_ops": stats["db_ops"],
-        "window_requests": int(lat.size),
-        "p50_ms": float(np.percentile(lat, 50)),
-        "p99_ms": float(np.percentile(lat, 99)),
-        "mean_ms": float(lat.mean()),
-        "sim_end_ms": env.now,
-    }))
+    print(
+        json.dumps(
+            {
+                "requests": stats["requests"],
+                "service_calls": stats["service_calls"],
+                "db_ops": stats["db_ops"],
+                "window_requests": int(lat.size),
+                "p50_ms": float(np.percentile(lat, 50)),
+                "p99_ms": float(np.percentile(lat, 99)),
+                "mean_ms": float(lat.mean()),
+                "sim_end_ms": env.now,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

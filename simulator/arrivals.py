@@ -33,7 +33,7 @@ def rate_segments(workload: Workload, end_s: float) -> list[tuple[float, float, 
         edges = [c.at_s for c in workload.schedule] + [end_s]
         return [
             (a, min(b, end_s), c.rps)
-            for c, a, b in zip(workload.schedule, edges, edges[1:])
+            for c, a, b in zip(workload.schedule, edges, edges[1:], strict=False)
             if a < end_s
         ]
     raise ValueError(f"arrivals {kind!r} has no rate")

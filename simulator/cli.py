@@ -37,11 +37,15 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
-            raise ScenarioError.single(f"--set {item}", "expected KEY=VALUE, e.g. workload.rps=8000")
+            raise ScenarioError.single(
+                f"--set {item}", "expected KEY=VALUE, e.g. workload.rps=8000"
+            )
         try:
             value = YAML(typ="safe").load(text) if text.strip() else None
         except YAMLError as e:
-            raise ScenarioError.single(f"--set {key}", f"cannot parse value {text!r}: {e}") from None
+            raise ScenarioError.single(
+                f"--set {key}", f"cannot parse value {text!r}: {e}"
+            ) from None
         out[key.strip()] = value
     return out
 
@@ -94,8 +98,12 @@ def _simulate_and_write(scenario, out_dir: Path, workers: int | None, quiet: boo
     else:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-        columns = (TextColumn("{task.description}"), BarColumn(), TextColumn(
-            "{task.percentage:>3.0f}%"), TimeElapsedColumn())
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+        )
         with Progress(*columns, console=err, transient=True) as bar:
             task = bar.add_task(f"simulating {scenario.name}", total=1.0)
             result = simulate(
@@ -126,16 +134,26 @@ def print_summary(summary: dict, console) -> None:
         return f"{v:,.2f}" + (f" ± {half:.2f}" if half is not None else "")
 
     head = Table(title=f"{summary['scenario']} (seed {summary['seed']})", show_header=False)
-    head.add_row("requests", f"{req['arrived']:,.0f} arrived: {req['ok']:,.0f} ok, "
-                 f"{req['partial']:,.0f} partial, {req['failed']:,.0f} failed, "
-                 f"{req['rejected']:,.0f} rejected")
-    head.add_row("throughput", f"{summary['throughput_rps']:,.1f} rps "
-                 f"(offered {summary.get('offered_rps', 0):,.1f})")
-    head.add_row("latency ms", "  ".join(f"{k} {ms(k)}" for k in
-                                         ("mean", "p50", "p90", "p99", "p999", "max")))
+    head.add_row(
+        "requests",
+        f"{req['arrived']:,.0f} arrived: {req['ok']:,.0f} ok, "
+        f"{req['partial']:,.0f} partial, {req['failed']:,.0f} failed, "
+        f"{req['rejected']:,.0f} rejected",
+    )
+    head.add_row(
+        "throughput",
+        f"{summary['throughput_rps']:,.1f} rps (offered {summary.get('offered_rps', 0):,.1f})",
+    )
+    head.add_row(
+        "latency ms",
+        "  ".join(f"{k} {ms(k)}" for k in ("mean", "p50", "p90", "p99", "p999", "max")),
+    )
     cpr, opr = amp["calls_per_request"], amp["ops_per_request"]
-    head.add_row("per request", f"{cpr or 0:,.2f} calls, {opr or 0:,.2f} ops "
-                 f"(topology: {amp['nominal_ops_per_request']:,.0f} ops)")
+    head.add_row(
+        "per request",
+        f"{cpr or 0:,.2f} calls, {opr or 0:,.2f} ops "
+        f"(topology: {amp['nominal_ops_per_request']:,.0f} ops)",
+    )
     head.add_row("backend ops/s", f"{amp['ops_per_sec']:,.0f}")
     console.print(head)
     table = Table(title="services")
@@ -144,9 +162,15 @@ def print_summary(summary: dict, console) -> None:
     for name, s in summary["services"].items():
         util = "—" if s["utilization"] is None else f"{s['utilization']:.1%}"
         p50, p99 = s["latency_ms"]["p50"], s["latency_ms"]["p99"]
-        table.add_row(name, f"{s['calls_per_sec']:,.0f}", util, f"{s['rejected']:,.0f}",
-                      f"{s['errors']:,.0f}", "—" if p50 is None else f"{p50:,.2f}",
-                      "—" if p99 is None else f"{p99:,.2f}")
+        table.add_row(
+            name,
+            f"{s['calls_per_sec']:,.0f}",
+            util,
+            f"{s['rejected']:,.0f}",
+            f"{s['errors']:,.0f}",
+            "—" if p50 is None else f"{p50:,.2f}",
+            "—" if p99 is None else f"{p99:,.2f}",
+        )
     console.print(table)
 
 

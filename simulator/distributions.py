@@ -1,9 +1,9 @@
 """Latency distributions: one small validated model per ``dist``, all in milliseconds.
 
 Each class validates its parameters when the scenario is loaded, samples a numpy batch from a
-``numpy.random.Generator`` (``sample(rng, n)``), knows its analytic mean (``mean()``, ms), and where one
-exists gives the equivalent frozen ``scipy.stats`` distribution (``to_scipy()``) so that
-:mod:`simulator.analytic` can predict what the engine should measure.
+``numpy.random.Generator`` (``sample(rng, n)``), knows its analytic mean (``mean()``, ms), and
+where one exists gives the equivalent frozen ``scipy.stats`` distribution (``to_scipy()``) so
+that :mod:`simulator.analytic` can predict what the engine should measure.
 """
 
 from __future__ import annotations
@@ -100,9 +100,7 @@ class Lognormal(_Dist):
                 f"got {', '.join(names)}"
             )
         if self.p50_ms is not None and self.p99_ms <= self.p50_ms:  # type: ignore[operator]
-            raise ValueError(
-                f"p99_ms ({self.p99_ms:g}) must be above p50_ms ({self.p50_ms:g})"
-            )
+            raise ValueError(f"p99_ms ({self.p99_ms:g}) must be above p50_ms ({self.p50_ms:g})")
         return self
 
     @property
@@ -177,7 +175,9 @@ class Pareto(_Dist):
     @model_validator(mode="after")
     def _cap_above_scale(self) -> Pareto:
         if self.cap_ms is not None and self.cap_ms < self.scale_ms:
-            raise ValueError(f"cap_ms ({self.cap_ms:g}) must be at least scale_ms ({self.scale_ms:g})")
+            raise ValueError(
+                f"cap_ms ({self.cap_ms:g}) must be at least scale_ms ({self.scale_ms:g})"
+            )
         return self
 
     def sample(self, rng, n):
@@ -250,7 +250,9 @@ def _read_numbers(name: str, _mtime_ns: int, what: str, minimum: float) -> np.nd
                     continue
                 raise ValueError(f"{path}:{lineno}: not a number: {text!r}") from None
             if not math.isfinite(v) or v < minimum:
-                raise ValueError(f"{path}:{lineno}: {what} must be a finite number >= {minimum:g}, got {text}")
+                raise ValueError(
+                    f"{path}:{lineno}: {what} must be a finite number >= {minimum:g}, got {text}"
+                )
             values.append(v)
     if not values:
         raise ValueError(f"{what} file {path} holds no numbers")
@@ -335,7 +337,7 @@ _COMPONENTS = tuple(
     create_model(f"{c.__name__}Component", __base__=c, weight=(Annotated[float, Field(gt=0)], ...))
     for c in _FLAT
 )
-Component = Annotated[Union[_COMPONENTS], Field(discriminator="dist")]  # type: ignore[valid-type]
+Component = Annotated[Union[_COMPONENTS], Field(discriminator="dist")]  # type: ignore[valid-type]  # noqa: UP007
 
 
 class Mixture(_Dist):
@@ -356,8 +358,8 @@ class Mixture(_Dist):
         return out
 
     def mean(self):
-        return float(sum(w * c.mean() for w, c in zip(self.weights, self.components)))
+        return float(sum(w * c.mean() for w, c in zip(self.weights, self.components, strict=True)))
 
 
-Latency = Annotated[Union[_FLAT + (Mixture,)], Field(discriminator="dist")]  # type: ignore[valid-type]
+Latency = Annotated[Union[_FLAT + (Mixture,)], Field(discriminator="dist")]  # type: ignore[valid-type]  # noqa: UP007
 DIST_NAMES = tuple(c.model_fields["dist"].annotation.__args__[0] for c in _FLAT + (Mixture,))

@@ -246,9 +246,9 @@ class Sim:
             name: Svc(name, spec, _rng(seed, 1, zlib.crc32(name.encode())), horizon_s)
             for name, spec in scenario.services.items()
         }
-        self.arrivals_ms = arrival_times_s(
-            scenario.workload, self.end_ms / 1000.0, _rng(seed, 0)
-        ) * 1000.0
+        self.arrivals_ms = (
+            arrival_times_s(scenario.workload, self.end_ms / 1000.0, _rng(seed, 0)) * 1000.0
+        )
         for svc in self.svcs.values():
             svc.free = self._is_free(svc.name)
         for svc in self.svcs.values():

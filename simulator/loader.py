@@ -310,16 +310,22 @@ def _cross_checks(s: Scenario) -> list[tuple[Path_, str]]:
                 hint = difflib.get_close_matches(c, list(s.services), n=1)
                 tip = f" (did you mean '{hint[0]}'?)" if hint else ""
                 problems.append(
-                    (path, f"{_dotted(path)}: unknown service '{c}'{tip}; services are: "
-                     f"{', '.join(s.services)}")
+                    (
+                        path,
+                        f"{_dotted(path)}: unknown service '{c}'{tip}; services are: "
+                        f"{', '.join(s.services)}",
+                    )
                 )
             if missing:
                 continue
             n, k = s.calls_in(step), s.required(step)
             if k > n:
                 problems.append(
-                    (at + ("require",), f"{_dotted(at + ('require',))}: require is {k} but the "
-                     f"step sends only {n} call{'s' * (n != 1)}")
+                    (
+                        at + ("require",),
+                        f"{_dotted(at + ('require',))}: require is {k} but the "
+                        f"step sends only {n} call{'s' * (n != 1)}",
+                    )
                 )
     if not problems:
         cycle = _find_cycle(s)

@@ -25,7 +25,7 @@ def _quantiles(x: np.ndarray, names: dict[str, float]) -> dict[str, float | None
     if not len(x):
         return {k: None for k in names}
     values = np.quantile(x, list(names.values()))
-    return {k: float(v) for k, v in zip(names, values)}
+    return {k: float(v) for k, v in zip(names, values, strict=True)}
 
 
 def summarize(sim: Sim, seed: int) -> tuple[dict[str, Any], np.ndarray, dict[str, np.ndarray]]:
@@ -54,7 +54,8 @@ def summarize(sim: Sim, seed: int) -> tuple[dict[str, Any], np.ndarray, dict[str
         "seed": seed,
         "duration_s": s.duration_s,
         "warmup_s": s.warmup_s,
-        "requests": {"arrived": arrived} | {o: int(c) for o, c in zip(OUTCOMES, counts)},
+        "requests": {"arrived": arrived}
+        | {o: int(c) for o, c in zip(OUTCOMES, counts, strict=True)},
         "throughput_rps": float(counts[0] + counts[1]) / duration_s,
         "offered_rps": s.workload.mean_rps(s.duration_s, s.warmup_s),
         "latency_ms": latency,

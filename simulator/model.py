@@ -44,7 +44,9 @@ class Bursty(_Model):
     @model_validator(mode="after")
     def _fits(self) -> Bursty:
         if self.length_s > self.every_s:
-            raise ValueError(f"length_s ({self.length_s:g}) must not exceed every_s ({self.every_s:g})")
+            raise ValueError(
+                f"length_s ({self.length_s:g}) must not exceed every_s ({self.every_s:g})"
+            )
         return self
 
 
@@ -68,7 +70,7 @@ class Workload(_Model):
     def _increasing(cls, schedule: list[RateChange] | None) -> list[RateChange] | None:
         if schedule:
             times = [c.at_s for c in schedule]
-            if any(b <= a for a, b in zip(times, times[1:])):
+            if any(b <= a for a, b in zip(times, times[1:], strict=False)):
                 raise ValueError(f"at_s values must increase, got {times}")
         return schedule
 
@@ -90,7 +92,9 @@ class Workload(_Model):
             if block != kind and getattr(self, block) is not None:
                 raise ValueError(f"'{block}' is set but arrivals is {kind}")
         if self.trace is not None:
-            self._trace_s = np.sort(read_number_file(resolve_path(self.trace, info), "arrival time"))
+            self._trace_s = np.sort(
+                read_number_file(resolve_path(self.trace, info), "arrival time")
+            )
         return self
 
     @property
@@ -160,7 +164,9 @@ class Service(_Model):
     @model_validator(mode="after")
     def _queue_needs_workers(self) -> Service:
         if self.queue_limit is not None and self.workers is None:
-            raise ValueError("queue_limit needs workers (with unlimited workers nothing ever waits)")
+            raise ValueError(
+                "queue_limit needs workers (with unlimited workers nothing ever waits)"
+            )
         return self
 
 

@@ -53,7 +53,7 @@ def timeseries_csv(table: dict[str, np.ndarray]) -> str:
     out = io.StringIO()
     out.write(",".join(cols) + "\n")
     columns = [np.asarray(table[c]) for c in cols]
-    for row in zip(*columns):
+    for row in zip(*columns, strict=True):
         out.write(",".join(_cell(v) for v in row) + "\n")
     return out.getvalue()
 

@@ -54,7 +54,11 @@ def pytest_terminal_summary(terminalreporter):
     tr.section("theory checks: simulator against closed forms")
     tr.write_line(f"{'check':<58} {'measured':>11} {'theory':>11} {'error':>9} {'tol':>9}")
     for name, measured, expected, tol in THEORY_ROWS:
-        rel = f"{(measured - expected) / expected:+.2%}" if expected else f"{measured - expected:+.3g}"
+        rel = (
+            f"{(measured - expected) / expected:+.2%}"
+            if expected
+            else f"{measured - expected:+.3g}"
+        )
         tr.write_line(f"{name:<58} {measured:>11.5g} {expected:>11.5g} {rel:>9} {tol:>9.3g}")
 
 

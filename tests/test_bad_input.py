@@ -39,30 +39,58 @@ def edit(old: str, new: str) -> str:
 # (case id, file text, expected line (None: no position), words the message must contain)
 CASES = [
     ("yaml-syntax", edit("rps: 100", "rps: [100"), 5, ["YAML syntax error", "starts at line 4"]),
-    ("unknown-key", edit("workers: 4", "wrokers: 4"), 12, ["services.api.wrokers",
-                                                           "unknown key", "workers"]),
+    (
+        "unknown-key",
+        edit("workers: 4", "wrokers: 4"),
+        12,
+        ["services.api.wrokers", "unknown key", "workers"],
+    ),
     ("wrong-type", edit("workers: 4", "workers: many"), 12, ["services.api.workers", "many"]),
     ("zero-rate", edit("rps: 100", "rps: 0"), 4, ["workload.rps", "greater than 0"]),
     ("negative-rate", edit("rps: 100", "rps: -5"), 4, ["workload.rps", "-5"]),
     ("unknown-service", edit("- call: db", "- call: dbb"), 14, ["unknown service 'dbb'", "db"]),
-    ("call-cycle", edit("mean_ms: 2}", "mean_ms: 2}\n    steps: [{call: api}]"), None,
-     ["call cycle", "api -> db -> api"]),
+    (
+        "call-cycle",
+        edit("mean_ms: 2}", "mean_ms: 2}\n    steps: [{call: api}]"),
+        None,
+        ["call cycle", "api -> db -> api"],
+    ),
     ("p99-below-p50", edit("p99_ms: 40", "p99_ms: 4"), 11, ["services.api.latency", "p99_ms"]),
-    ("require-above-fanout", edit("fanout: 2", "fanout: 2\n      require: 3"), 9,
-     ["request.steps.0.require", "3", "2 calls"]),
-    ("unknown-distribution", edit("dist: exponential", "dist: expo"), 16,
-     ["services.db.latency.dist", "'expo'", "exponential"]),
-    ("missing-trace-file", edit("rps: 100", "arrivals: trace\n  trace: nowhere.csv"), 5,
-     ["workload.trace", "nowhere.csv"]),
+    (
+        "require-above-fanout",
+        edit("fanout: 2", "fanout: 2\n      require: 3"),
+        9,
+        ["request.steps.0.require", "3", "2 calls"],
+    ),
+    (
+        "unknown-distribution",
+        edit("dist: exponential", "dist: expo"),
+        16,
+        ["services.db.latency.dist", "'expo'", "exponential"],
+    ),
+    (
+        "missing-trace-file",
+        edit("rps: 100", "arrivals: trace\n  trace: nowhere.csv"),
+        5,
+        ["workload.trace", "nowhere.csv"],
+    ),
     ("missing-required-key", edit("duration_s: 1\n", ""), None, ["duration_s", "missing"]),
     ("not-a-mapping", "- just\n- a list\n", 1, ["mapping"]),
     ("empty-file", "", None, ["empty"]),
     ("comment-only-file", "# nothing here\n", None, ["empty"]),
-    ("planned-policy", edit("fanout: 2", "fanout: 2\n      timeout_ms: 5"), 9,
-     ["timeout_ms", "not simulate yet"]),
+    (
+        "planned-policy",
+        edit("fanout: 2", "fanout: 2\n      timeout_ms: 5"),
+        9,
+        ["timeout_ms", "not simulate yet"],
+    ),
     ("bad-name", edit("name: t", "name: Bad Name"), 1, ["name"]),
-    ("queue-without-workers", edit("mean_ms: 2}", "mean_ms: 2}\n    queue_limit: 3"), 15,
-     ["queue_limit needs workers"]),
+    (
+        "queue-without-workers",
+        edit("mean_ms: 2}", "mean_ms: 2}\n    queue_limit: 3"),
+        15,
+        ["queue_limit needs workers"],
+    ),
     ("error-rate-above-1", edit("workers: 4", "error_rate: 1.5"), 12, ["error_rate", "1.5"]),
     ("duplicate-key", edit("workers: 4", "workers: 4\n    workers: 5"), 13, ["duplicate"]),
 ]
@@ -117,13 +145,16 @@ def test_directory_instead_of_file(runner, tmp_path):
     assert result.exit_code == 2 and "directory" in result.output
 
 
-@pytest.mark.parametrize("setting, words", [
-    ("nosuch.key=1", ["--set nosuch.key", "no key 'nosuch'"]),
-    ("request.steps.5.fanout=2", ["--set request.steps.5.fanout", "not an index"]),
-    ("services.db.workers=-1", ["--set services.db.workers", "greater than or equal to 1"]),
-    ("workload.rps", ["--set workload.rps", "KEY=VALUE"]),
-    ("workload.rps=[1", ["--set workload.rps", "cannot parse"]),
-])
+@pytest.mark.parametrize(
+    "setting, words",
+    [
+        ("nosuch.key=1", ["--set nosuch.key", "no key 'nosuch'"]),
+        ("request.steps.5.fanout=2", ["--set request.steps.5.fanout", "not an index"]),
+        ("services.db.workers=-1", ["--set services.db.workers", "greater than or equal to 1"]),
+        ("workload.rps", ["--set workload.rps", "KEY=VALUE"]),
+        ("workload.rps=[1", ["--set workload.rps", "cannot parse"]),
+    ],
+)
 def test_bad_set_override(runner, tmp_path, setting, words):
     """A bad --set is reported as `--set KEY: message`, exit 2."""
     path = tmp_path / "ok.yaml"

@@ -15,11 +15,27 @@ from simulator.cli import app
 
 SEED = ROOT / "scenarios" / "seed-example.yaml"
 SUMMARY_KEYS = {
-    "scenario", "seed", "duration_s", "warmup_s", "requests", "throughput_rps", "latency_ms",
-    "amplification", "services",
+    "scenario",
+    "seed",
+    "duration_s",
+    "warmup_s",
+    "requests",
+    "throughput_rps",
+    "latency_ms",
+    "amplification",
+    "services",
 }
-SERVICE_KEYS = {"calls", "calls_per_sec", "utilization", "rejected", "errors", "timeouts",
-                "retries", "hedges", "latency_ms"}
+SERVICE_KEYS = {
+    "calls",
+    "calls_per_sec",
+    "utilization",
+    "rejected",
+    "errors",
+    "timeouts",
+    "retries",
+    "hedges",
+    "latency_ms",
+}
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +60,12 @@ def test_summary_has_every_contract_field(seed_run):
     assert SUMMARY_KEYS <= set(s)
     assert set(s["requests"]) == {"arrived", "ok", "partial", "failed", "rejected"}
     assert {"mean", "p50", "p90", "p95", "p99", "p999", "max"} <= set(s["latency_ms"])
-    assert {"calls_per_request", "ops_per_request", "ops_per_sec",
-            "nominal_ops_per_request"} <= set(s["amplification"])
+    assert {
+        "calls_per_request",
+        "ops_per_request",
+        "ops_per_sec",
+        "nominal_ops_per_request",
+    } <= set(s["amplification"])
     for svc in s["services"].values():
         assert SERVICE_KEYS <= set(svc) and {"p50", "p99"} <= set(svc["latency_ms"])
     assert s["duration_s"] == 2 and s["warmup_s"] == 5
@@ -65,8 +85,15 @@ def test_timeseries_csv_columns(seed_run):
     """timeseries.csv has one row per second with the contract's columns."""
     with (seed_run[0] / "timeseries.csv").open() as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0])[:7] == ["t_s", "arrivals", "completions", "ops", "p50_ms", "p99_ms",
-                                 "errors"]
+    assert list(rows[0])[:7] == [
+        "t_s",
+        "arrivals",
+        "completions",
+        "ops",
+        "p50_ms",
+        "p99_ms",
+        "errors",
+    ]
     assert [int(r["t_s"]) for r in rows[:3]] == [0, 1, 2]
     assert len(rows) >= 7  # warm-up 5 s + 2 s measured
 
@@ -80,11 +107,26 @@ def test_run_prints_a_summary_table(seed_run):
 def test_set_seed_and_duration_override(tmp_path):
     """--set, --seed and --duration change the scenario that runs."""
     out = tmp_path / "o"
-    result = CliRunner().invoke(app, [
-        "run", str(SEED), "--out", str(out), "--seed", "7", "--duration", "1", "-q",
-        "--set", "workload.rps=1000", "--set", "request.steps.0.fanout=3",
-        "--set", "warmup_s=0",
-    ])
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            str(SEED),
+            "--out",
+            str(out),
+            "--seed",
+            "7",
+            "--duration",
+            "1",
+            "-q",
+            "--set",
+            "workload.rps=1000",
+            "--set",
+            "request.steps.0.fanout=3",
+            "--set",
+            "warmup_s=0",
+        ],
+    )
     assert result.exit_code == 0, result.output
     s = json.loads((out / "summary.json").read_text())
     assert s["seed"] == 7 and s["duration_s"] == 1 and s["warmup_s"] == 0
@@ -95,8 +137,9 @@ def test_set_seed_and_duration_override(tmp_path):
 def test_default_output_directory_is_reports_name(tmp_path, monkeypatch):
     """Without --out, run writes reports/<name>/ under the working directory."""
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(app, ["run", str(SEED), "--duration", "0.2", "-q",
-                                      "--set", "warmup_s=0"])
+    result = CliRunner().invoke(
+        app, ["run", str(SEED), "--duration", "0.2", "-q", "--set", "warmup_s=0"]
+    )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "reports" / "seed-example" / "summary.json").exists()
 
@@ -112,7 +155,9 @@ def test_committed_schema_is_current():
     """scenarios/fansim.schema.json (for editors) matches `fansim schema`."""
     result = CliRunner().invoke(app, ["schema"])
     committed = (ROOT / "scenarios" / "fansim.schema.json").read_text()
-    assert json.loads(committed) == json.loads(result.output), "run: fansim schema > scenarios/fansim.schema.json"
+    assert json.loads(committed) == json.loads(result.output), (
+        "run: fansim schema > scenarios/fansim.schema.json"
+    )
 
 
 def test_same_seed_gives_identical_summary():
@@ -128,7 +173,11 @@ def test_replications_identical_on_any_number_of_workers():
     """Replications give the same summary and CIs in one process or in two."""
     scenario = make_scenario(
         {"s": {"latency": {"dist": "exponential", "mean_ms": 5}, "workers": 2}},
-        [{"call": "s", "fanout": 2}], rps=200, duration_s=2, replications=3)
+        [{"call": "s", "fanout": 2}],
+        rps=200,
+        duration_s=2,
+        replications=3,
+    )
     one = simulate(scenario, workers=1)
     two = simulate(scenario, workers=2)
     assert one.summary == two.summary

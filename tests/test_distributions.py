@@ -41,20 +41,29 @@ def test_lognormal_samples_hit_p50_and_p99():
         assert abs(np.quantile(x, p) - target) < 4 * se
 
 
-@pytest.mark.parametrize("spec", [
-    {"dist": "constant", "ms": 3},
-    {"dist": "exponential", "mean_ms": 6},
-    {"dist": "lognormal", "median_ms": 4, "sigma": 0.5},
-    {"dist": "lognormal", "mean_ms": 10, "cv": 1.5},
-    {"dist": "gamma", "mean_ms": 12, "cv": 0.8},
-    {"dist": "weibull", "shape": 1.5, "scale_ms": 10},
-    {"dist": "pareto", "alpha": 3, "scale_ms": 2},
-    {"dist": "pareto", "alpha": 1.5, "scale_ms": 2, "cap_ms": 50},
-    {"dist": "uniform", "min_ms": 2, "max_ms": 8},
-    {"dist": "scipy", "name": "lognorm", "params": {"s": 0.5}, "scale_ms": 3},
-    {"dist": "mixture", "components": [{"weight": 0.99, "dist": "constant", "ms": 10},
-                                       {"weight": 0.01, "dist": "constant", "ms": 1000}]},
-], ids=lambda s: s["dist"] + "-" + "-".join(k for k in s if k != "dist"))
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"dist": "constant", "ms": 3},
+        {"dist": "exponential", "mean_ms": 6},
+        {"dist": "lognormal", "median_ms": 4, "sigma": 0.5},
+        {"dist": "lognormal", "mean_ms": 10, "cv": 1.5},
+        {"dist": "gamma", "mean_ms": 12, "cv": 0.8},
+        {"dist": "weibull", "shape": 1.5, "scale_ms": 10},
+        {"dist": "pareto", "alpha": 3, "scale_ms": 2},
+        {"dist": "pareto", "alpha": 1.5, "scale_ms": 2, "cap_ms": 50},
+        {"dist": "uniform", "min_ms": 2, "max_ms": 8},
+        {"dist": "scipy", "name": "lognorm", "params": {"s": 0.5}, "scale_ms": 3},
+        {
+            "dist": "mixture",
+            "components": [
+                {"weight": 0.99, "dist": "constant", "ms": 10},
+                {"weight": 0.01, "dist": "constant", "ms": 1000},
+            ],
+        },
+    ],
+    ids=lambda s: s["dist"] + "-" + "-".join(k for k in s if k != "dist"),
+)
 def test_sample_mean_matches_analytic_mean(spec):
     """Each family's samples average to its analytic mean."""
     d = dist(**spec)
@@ -79,8 +88,9 @@ def test_pareto_is_type_one_and_cap_clips():
 def test_empirical_resamples_the_file(tmp_path):
     """empirical draws only values listed in its file, each about equally often."""
     (tmp_path / "lat.csv").write_text("latency_ms\n1\n2\n3\n# comment\n\n4\n")
-    d = LATENCY.validate_python({"dist": "empirical", "file": "lat.csv"},
-                                context={"base_dir": str(tmp_path)})
+    d = LATENCY.validate_python(
+        {"dist": "empirical", "file": "lat.csv"}, context={"base_dir": str(tmp_path)}
+    )
     x = d.sample(np.random.default_rng(4), 40_000)
     values, counts = np.unique(x, return_counts=True)
     assert values.tolist() == [1, 2, 3, 4]
@@ -90,21 +100,29 @@ def test_empirical_resamples_the_file(tmp_path):
 
 def test_mixture_weights_need_not_sum_to_one():
     """Mixture weights are normalised."""
-    d = dist(dist="mixture", components=[{"weight": 3, "dist": "constant", "ms": 1},
-                                         {"weight": 1, "dist": "constant", "ms": 5}])
+    d = dist(
+        dist="mixture",
+        components=[
+            {"weight": 3, "dist": "constant", "ms": 1},
+            {"weight": 1, "dist": "constant", "ms": 5},
+        ],
+    )
     assert d.mean() == pytest.approx(2.0)
 
 
-@pytest.mark.parametrize("spec, words", [
-    ({"dist": "lognormal", "p50_ms": 5}, "p50_ms + p99_ms"),
-    ({"dist": "lognormal", "p50_ms": 5, "p99_ms": 5}, "must be above p50_ms"),
-    ({"dist": "uniform", "min_ms": 5, "max_ms": 1}, "at least min_ms"),
-    ({"dist": "pareto", "alpha": 2, "scale_ms": 5, "cap_ms": 1}, "at least scale_ms"),
-    ({"dist": "scipy", "name": "poisson"}, "not a continuous"),
-    ({"dist": "scipy", "name": "lognorm", "params": {"q": 1}}, "rejects params"),
-    ({"dist": "exponential", "mean_ms": 0}, "greater than 0"),
-    ({"dist": "mixture", "components": [{"dist": "constant", "ms": 1}]}, "weight"),
-])
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        ({"dist": "lognormal", "p50_ms": 5}, "p50_ms + p99_ms"),
+        ({"dist": "lognormal", "p50_ms": 5, "p99_ms": 5}, "must be above p50_ms"),
+        ({"dist": "uniform", "min_ms": 5, "max_ms": 1}, "at least min_ms"),
+        ({"dist": "pareto", "alpha": 2, "scale_ms": 5, "cap_ms": 1}, "at least scale_ms"),
+        ({"dist": "scipy", "name": "poisson"}, "not a continuous"),
+        ({"dist": "scipy", "name": "lognorm", "params": {"q": 1}}, "rejects params"),
+        ({"dist": "exponential", "mean_ms": 0}, "greater than 0"),
+        ({"dist": "mixture", "components": [{"dist": "constant", "ms": 1}]}, "weight"),
+    ],
+)
 def test_bad_parameters_are_refused(spec, words):
     """Impossible parameters fail validation with a message naming them."""
     with pytest.raises(ValidationError, match=re.escape(words)):

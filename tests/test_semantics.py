@@ -20,9 +20,15 @@ def run_trace(tmp_path, times_s: list[float], services: dict, steps: list, **top
     """Simulate with one request arriving at each of ``times_s``; per-request latencies (ms)."""
     trace = tmp_path / "arrivals.csv"
     trace.write_text("\n".join(str(t) for t in times_s) + "\n")
-    scenario = make_scenario(services, steps, rps=None, arrivals="trace",
-                             workload={"trace": str(trace)}, duration_s=top.pop("duration_s", 1),
-                             **top)
+    scenario = make_scenario(
+        services,
+        steps,
+        rps=None,
+        arrivals="trace",
+        workload={"trace": str(trace)},
+        duration_s=top.pop("duration_s", 1),
+        **top,
+    )
     return simulate(scenario, workers=1)
 
 
@@ -35,8 +41,9 @@ def test_worker_is_held_for_downstream_calls(tmp_path):
 
 def test_queue_limit_rejects_at_once(tmp_path):
     """With one worker and queue_limit 1, a third simultaneous call is rejected and is no op."""
-    res = run_trace(tmp_path, [0.0, 0.0, 0.0], {"db": const(10, workers=1, queue_limit=1)},
-                    [{"call": "db"}])
+    res = run_trace(
+        tmp_path, [0.0, 0.0, 0.0], {"db": const(10, workers=1, queue_limit=1)}, [{"call": "db"}]
+    )
     s = res.summary
     assert s["requests"] == {"arrived": 3, "ok": 2, "partial": 0, "failed": 0, "rejected": 1}
     assert s["services"]["db"]["calls"] == 3 and s["services"]["db"]["rejected"] == 1
@@ -46,15 +53,20 @@ def test_queue_limit_rejects_at_once(tmp_path):
 
 def test_queue_limit_zero_means_no_waiting(tmp_path):
     """queue_limit: 0 rejects any call that finds every worker busy."""
-    res = run_trace(tmp_path, [0.0, 0.0], {"db": const(10, workers=1, queue_limit=0)},
-                    [{"call": "db"}])
+    res = run_trace(
+        tmp_path, [0.0, 0.0], {"db": const(10, workers=1, queue_limit=0)}, [{"call": "db"}]
+    )
     assert res.summary["requests"]["rejected"] == 1
 
 
 def test_require_met_leaves_other_calls_running_with_their_workers(tmp_path):
     """require: any answers at the first reply; the second call still holds the worker after."""
-    res = run_trace(tmp_path, [0.0, 0.012], {"s": const(10, workers=1)},
-                    [{"call": "s", "fanout": 2, "require": "any"}])
+    res = run_trace(
+        tmp_path,
+        [0.0, 0.012],
+        {"s": const(10, workers=1)},
+        [{"call": "s", "fanout": 2, "require": "any"}],
+    )
     # request 1: first answer at 10 ms; its second call holds the worker 10-20 ms,
     # so request 2 (at 12 ms) is served 20-30 and 30-40: first answer at 30 ms -> 18 ms.
     assert res.latencies_ms.tolist() == pytest.approx([10.0, 18.0])
@@ -100,8 +112,12 @@ def test_balancers_spread_simultaneous_calls(tmp_path, balancer):
 
 def test_random_balancer_uses_every_instance():
     """The random balancer sends about 1/n of the calls to each instance (utilization even)."""
-    scenario = make_scenario({"s": const(1, workers=1, instances=4, balancer="random")},
-                             [{"call": "s"}], rps=200, duration_s=20)
+    scenario = make_scenario(
+        {"s": const(1, workers=1, instances=4, balancer="random")},
+        [{"call": "s"}],
+        rps=200,
+        duration_s=20,
+    )
     res = simulate(scenario, workers=1)
     util = res.summary["services"]["s"]["utilization"]
     assert util == pytest.approx(200 * 0.001 / 4, rel=0.1)
@@ -133,8 +149,9 @@ def test_service_latency_includes_queueing(tmp_path):
 
 def test_warmup_requests_are_not_counted():
     """Only requests arriving in [warmup_s, warmup_s + duration_s) count."""
-    scenario = make_scenario({"s": const(1)}, [{"call": "s"}], rps=100, arrivals="constant",
-                             warmup_s=2, duration_s=3)
+    scenario = make_scenario(
+        {"s": const(1)}, [{"call": "s"}], rps=100, arrivals="constant", warmup_s=2, duration_s=3
+    )
     res = simulate(scenario, workers=1)
     assert res.summary["requests"]["arrived"] == 300
     assert res.summary["services"]["s"]["calls"] == 300
@@ -143,8 +160,9 @@ def test_warmup_requests_are_not_counted():
 
 def test_window_requests_are_answered_after_the_window():
     """A request arriving just before the window ends is still answered and counted."""
-    scenario = make_scenario({"s": const(5000)}, [{"call": "s"}], rps=10, arrivals="constant",
-                             duration_s=1)
+    scenario = make_scenario(
+        {"s": const(5000)}, [{"call": "s"}], rps=10, arrivals="constant", duration_s=1
+    )
     res = simulate(scenario, workers=1)
     assert res.summary["requests"]["ok"] == 10
     assert len(res.timeseries["t_s"]) >= 6  # the run went on until the last answer at ~5.9 s
@@ -152,10 +170,14 @@ def test_window_requests_are_answered_after_the_window():
 
 def test_schedule_changes_the_rate():
     """A schedule gives each piece its own Poisson rate."""
-    scenario = make_scenario({"s": const(1)}, [{"call": "s"}], rps=None, arrivals="schedule",
-                             workload={"schedule": [{"at_s": 0, "rps": 100},
-                                                    {"at_s": 10, "rps": 1000}]},
-                             duration_s=20)
+    scenario = make_scenario(
+        {"s": const(1)},
+        [{"call": "s"}],
+        rps=None,
+        arrivals="schedule",
+        workload={"schedule": [{"at_s": 0, "rps": 100}, {"at_s": 10, "rps": 1000}]},
+        duration_s=20,
+    )
     arrivals = simulate(scenario, workers=1).timeseries["arrivals"]
     first, second = arrivals[:10].sum(), arrivals[10:20].sum()
     assert abs(first - 1000) < 4 * np.sqrt(1000) and abs(second - 10000) < 4 * np.sqrt(10000)
@@ -163,9 +185,14 @@ def test_schedule_changes_the_rate():
 
 def test_bursty_arrivals_burst_every_period():
     """Bursty arrivals run at burst_rps for length_s every every_s seconds."""
-    scenario = make_scenario({"s": const(1)}, [{"call": "s"}], rps=100, arrivals="bursty",
-                             workload={"bursty": {"burst_rps": 2000, "every_s": 5,
-                                                  "length_s": 1}}, duration_s=20)
+    scenario = make_scenario(
+        {"s": const(1)},
+        [{"call": "s"}],
+        rps=100,
+        arrivals="bursty",
+        workload={"bursty": {"burst_rps": 2000, "every_s": 5, "length_s": 1}},
+        duration_s=20,
+    )
     arrivals = simulate(scenario, workers=1).timeseries["arrivals"]
     bursts = arrivals[[5, 10, 15]]
     calm = np.delete(arrivals[:20], [5, 10, 15])
@@ -174,19 +201,33 @@ def test_bursty_arrivals_burst_every_period():
 
 def test_constant_arrivals_are_evenly_spaced():
     """Constant arrivals come exactly 1/rps apart."""
-    scenario = make_scenario({"s": const(1)}, [{"call": "s"}], rps=50, arrivals="constant",
-                             duration_s=2)
+    scenario = make_scenario(
+        {"s": const(1)}, [{"call": "s"}], rps=50, arrivals="constant", duration_s=2
+    )
     assert simulate(scenario, workers=1).timeseries["arrivals"].tolist()[:2] == [50, 50]
 
 
 def test_timeseries_columns_and_totals():
     """The time series has the contract's columns and its ops add up to every op simulated."""
-    scenario = make_scenario({"front": const(1, workers=2, steps=[{"call": "db", "repeat": 2}]),
-                              "db": const(1)}, [{"call": "front"}], rps=100, duration_s=5)
+    scenario = make_scenario(
+        {"front": const(1, workers=2, steps=[{"call": "db", "repeat": 2}]), "db": const(1)},
+        [{"call": "front"}],
+        rps=100,
+        duration_s=5,
+    )
     res = simulate(scenario, workers=1)
     ts = res.timeseries
-    for col in ("t_s", "arrivals", "completions", "ops", "p50_ms", "p99_ms", "errors",
-                "queue_front", "util_front"):
+    for col in (
+        "t_s",
+        "arrivals",
+        "completions",
+        "ops",
+        "p50_ms",
+        "p99_ms",
+        "errors",
+        "queue_front",
+        "util_front",
+    ):
         assert col in ts
     assert ts["ops"].sum() == 2 * ts["arrivals"].sum()
     assert ts["completions"].sum() == ts["arrivals"].sum()
