@@ -16,6 +16,8 @@ from simulator.loader import validate
 from simulator.model import Scenario
 
 ROOT = Path(__file__).resolve().parents[1]
+# The time series columns SPEC §4 names, in order (then queue_<svc>, util_<svc>).
+TIMESERIES_COLUMNS = ["t_s", "arrivals", "completions", "ops", "p50_ms", "p99_ms", "errors"]
 THEORY_ROWS: list[tuple[str, float, float, float]] = []
 
 

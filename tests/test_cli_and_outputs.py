@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, make_scenario
+from conftest import ROOT, TIMESERIES_COLUMNS, make_scenario
 from typer.testing import CliRunner
 
 from simulator import load_scenario, simulate
@@ -85,15 +85,7 @@ def test_timeseries_csv_columns(seed_run):
     """timeseries.csv has one row per second with the contract's columns."""
     with (seed_run[0] / "timeseries.csv").open() as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0])[:7] == [
-        "t_s",
-        "arrivals",
-        "completions",
-        "ops",
-        "p50_ms",
-        "p99_ms",
-        "errors",
-    ]
+    assert list(rows[0])[:7] == TIMESERIES_COLUMNS
     assert [int(r["t_s"]) for r in rows[:3]] == [0, 1, 2]
     assert len(rows) >= 7  # warm-up 5 s + 2 s measured
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_scenario
+from conftest import TIMESERIES_COLUMNS, make_scenario
 
 from simulator import simulate
 
@@ -217,17 +217,7 @@ def test_timeseries_columns_and_totals():
     )
     res = simulate(scenario, workers=1)
     ts = res.timeseries
-    for col in (
-        "t_s",
-        "arrivals",
-        "completions",
-        "ops",
-        "p50_ms",
-        "p99_ms",
-        "errors",
-        "queue_front",
-        "util_front",
-    ):
+    for col in [*TIMESERIES_COLUMNS, "queue_front", "util_front"]:
         assert col in ts
     assert ts["ops"].sum() == 2 * ts["arrivals"].sum()
     assert ts["completions"].sum() == ts["arrivals"].sum()
