@@ -109,11 +109,14 @@ def _simulate_and_write(scenario, out_dir: Path, workers: int | None, quiet: boo
             result = simulate(
                 scenario, workers=workers, progress=lambda f: bar.update(task, completed=f)
             )
-    if live:
-        with err.status(f"writing {out_dir}"):
+    try:
+        if live:
+            with err.status(f"writing {out_dir}"):
+                write_run(result, scenario, out_dir)
+        else:
             write_run(result, scenario, out_dir)
-    else:
-        write_run(result, scenario, out_dir)
+    except OSError as e:
+        _fail(ScenarioError.single(str(out_dir), f"cannot write the run's files: {e.strerror}"))
     if not quiet:
         print_summary(result.summary, Console())
         Console().print(f"wrote {out_dir}/summary.json, timeseries.csv, report.html")

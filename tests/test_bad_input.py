@@ -186,3 +186,14 @@ def test_bad_number_in_empirical_file(runner, tmp_path):
     result = runner.invoke(app, ["validate", str(path)])
     assert result.exit_code == 2
     assert "lat.csv:3" in result.output and "abc" in result.output
+
+
+def test_unwritable_output_directory(runner, tmp_path):
+    """An --out path that cannot be written (here: an existing file) is one line, exit 2."""
+    path = tmp_path / "ok.yaml"
+    path.write_text(GOOD)
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file, not a directory")
+    result = runner.invoke(app, ["run", str(path), "--out", str(blocker), "-q"])
+    assert result.exit_code == 2, result.output
+    assert_one_problem(result.output, str(blocker), None, ["cannot write"])
