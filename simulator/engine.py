@@ -25,6 +25,7 @@ from array import array
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import simpy
@@ -35,6 +36,9 @@ from .model import Scenario, Step
 
 OK, PARTIAL, FAILED, REJECTED = 0, 1, 2, 3
 OUTCOMES = ("ok", "partial", "failed", "rejected")
+FIRST, RETRY, HEDGE = 0, 1, 2  # why an attempt was sent; its subtree's calls inherit it
+KINDS = ("first_tries", "retries", "hedges")
+QUEUED, RUNNING, DONE, CANCELLED = 0, 1, 2, 3  # a call's state
 _BATCH = 8192
 
 
@@ -84,15 +88,22 @@ class Svc:
         self.draw_u = Stream(_uniform, rng)
         self.leaf = not spec.steps
         self.workers = spec.workers
+        self.capacity = spec.workers if spec.workers is not None else float("inf")
         self.queue_limit = spec.queue_limit if spec.queue_limit is not None else float("inf")
         self.instances = [Instance() for _ in range(spec.instances)]
         self.rr = 0
         self.plan: tuple[RStep, ...] = ()
         self.segments: tuple = ()
+        self.event_segments: tuple = ()  # every step on the event path (cancellable calls)
         self.free = False
         # measured-window counters (every window call answered records its latency)
         self.rejected = 0
         self.errors = 0
+        self.cancelled = 0
+        self.wasted = 0  # calls answered after their caller (or an ancestor's) gave up
+        self.timeouts = 0
+        self.sent = [0, 0, 0]  # attempts policy steps sent here, by their own kind
+        self.ops_by_kind = [0, 0, 0]  # answered leaf calls by kind (event path)
         self.latency_ms = array("f")  # float32: 4 bytes a call, precision ~1e-7 relative
         # whole-run time series
         self.started_per_s = [0] * horizon_s
@@ -104,8 +115,9 @@ class Svc:
 
     @property
     def calls(self) -> int:
-        """Window calls sent to this service: answered ones (each left a latency) + rejected."""
-        return len(self.latency_ms) + self.rejected
+        """Window calls sent to this service: answered (each left a latency), rejected, and
+        cancelled."""
+        return len(self.latency_ms) + self.rejected + self.cancelled
 
     def account(self, now: float) -> None:
         """Accumulate busy-worker and queue-length areas up to ``now``."""
@@ -136,6 +148,17 @@ class Svc:
         return b if b.busy + len(b.queue) < a.busy + len(a.queue) else a
 
 
+class StepStats:
+    """Window counters of one step of the scenario (its repeats share them)."""
+
+    __slots__ = ("policy", "sent", "timeouts", "rejected", "cancelled", "wasted")
+
+    def __init__(self, policy: bool) -> None:
+        self.policy = policy  # counted only for steps with calling-side policies
+        self.sent = [0, 0, 0]  # attempts by kind: first tries, retries, hedges
+        self.timeouts = self.rejected = self.cancelled = self.wasted = 0
+
+
 @dataclass(frozen=True)
 class RStep:
     """A compiled step: the services it calls (one entry per call), fan-in ``k`` of ``n``."""
@@ -144,15 +167,35 @@ class RStep:
     n: int
     k: int
     free: bool
+    spec: Step
+    name: str  # "request.steps.0", "services.api.steps.1"
+    stats: StepStats
+    policy: Any = None  # the step's shared policy state (policies.StepPolicy), if any
 
 
 class Call:
-    """A call in flight to a contended service."""
+    """One attempt in flight to a service on the event path."""
 
-    __slots__ = ("svc", "inst", "rec", "t0", "fanin")
+    __slots__ = (
+        "svc", "inst", "rec", "t0", "parent", "kind", "state", "flow", "up", "abandoned",
+        "event_mode", "step",
+    )  # fmt: skip
 
-    def __init__(self, svc: Svc, inst: Instance, rec: bool, t0: float, fanin: FanIn | Flow):
-        self.svc, self.inst, self.rec, self.t0, self.fanin = svc, inst, rec, t0, fanin
+    def __init__(self, svc, inst, rec, t0, parent, kind, up, event_mode, step):
+        self.svc, self.inst, self.rec, self.t0, self.parent = svc, inst, rec, t0, parent
+        self.kind, self.up, self.event_mode, self.step = kind, up, event_mode, step
+        self.state = QUEUED
+        self.flow: Flow | None = None
+        self.abandoned = False
+
+    def given_up(self) -> bool:
+        """Whether this call or one of its ancestors was abandoned by its caller."""
+        call = self
+        while call is not None:
+            if call.abandoned:
+                return True
+            call = call.up
+        return False
 
 
 class FanIn:
@@ -163,30 +206,41 @@ class FanIn:
     def __init__(self, need: int, spare: int, flow: Flow):
         self.need, self.spare, self.flow = need, spare, flow
 
-    def answer(self, ok: bool, cause: int) -> None:
+    def answer(self, ok: bool, cause: int, _who=None) -> None:
         if self.flow is None:
             return  # decided already; late answers only count in their service's stats
         if ok:
             self.need -= 1
             if self.need == 0:
                 flow, self.flow = self.flow, None
-                flow.advance()
+                flow.step_done(True, OK)
         else:
             self.spare -= 1
             if self.spare < 0:
                 flow, self.flow = self.flow, None
-                flow.done(False, cause)
+                flow.step_done(False, cause)
 
 
 class Flow:
-    """Runs a plan of steps on the event path; calls ``done(ok, cause)`` at its end."""
+    """Runs a plan of steps on the event path; calls ``done(ok, cause)`` at its end.
 
-    __slots__ = ("sim", "segments", "i", "rec", "done")
+    ``up`` is the call whose downstream steps these are (None for a request), ``kind`` what
+    its calls inherit, ``event_mode`` whether every call goes on the event path (so that it
+    can be cancelled). ``items`` are the current step's calls or policy slots."""
 
-    def __init__(self, sim: Sim, segments: tuple, rec: bool, done: Callable[[bool, int], None]):
+    __slots__ = ("sim", "segments", "i", "rec", "done", "up", "kind", "event_mode", "items",
+                 "step", "cancelled")  # fmt: skip
+
+    def __init__(self, sim, segments, rec, done, up=None, kind=FIRST, event_mode=False):
         self.sim, self.segments, self.i, self.rec, self.done = sim, segments, 0, rec, done
+        self.up, self.kind, self.event_mode = up, kind, event_mode
+        self.items: list = []
+        self.step: RStep | None = None
+        self.cancelled = False
 
     def advance(self, _event=None) -> None:
+        if self.cancelled:
+            return
         segments, sim = self.segments, self.sim
         if self.i == len(segments):
             self.done(True, OK)
@@ -198,25 +252,50 @@ class Flow:
             ev = Timeout(sim.env, d)
             ev.callbacks.append(self.advance if ok else self._fail)
             return
-        step = steps
+        step = self.step = steps
         fanin = self if step.n == 1 else FanIn(step.k, step.n - step.k, self)
+        self.items = items = []
+        event_mode = self.event_mode or step.policy is not None
         for svc, shard in step.targets:
-            if svc.free:
+            if step.policy is not None:
+                items.append(step.policy.slot(self, svc, shard, fanin))
+            elif svc.free and not event_mode:
                 d, ok = sim.free_call(svc, sim.env.now, self.rec)
                 ev = Timeout(sim.env, d, ok)
                 ev.callbacks.append(lambda e, f=fanin: f.answer(e._value, FAILED))
             else:
-                sim.send(svc, shard, self.rec, fanin)
+                items.append(sim.send(svc, shard, self.rec, fanin, self.kind, self.up,
+                                      event_mode, step))  # fmt: skip
 
     def _fail(self, _event) -> None:
-        self.done(False, FAILED)
+        if not self.cancelled:
+            self.done(False, FAILED)
 
-    def answer(self, ok: bool, cause: int) -> None:
-        """The answer of a one-call step (no fan-in to count): go on, or fail."""
+    def answer(self, ok: bool, cause: int, _who=None) -> None:
+        """The answer of a one-call step (no fan-in to count)."""
+        self.step_done(ok, cause)
+
+    def step_done(self, ok: bool, cause: int) -> None:
+        """The current step is decided: drop its other calls, then go on or fail."""
+        if self.cancelled:
+            return
+        step, items = self.step, self.items
+        self.items = []
+        if len(items) > 1 or (items and not ok):
+            cancel = step is not None and step.spec.cancel_losers
+            for item in items:
+                self.sim.drop(item, cancel)
         if ok:
             self.advance()
         else:
             self.done(False, cause)
+
+    def cancel(self) -> None:
+        """Stop: cancel the current step's calls; no further step starts."""
+        self.cancelled = True
+        items, self.items = self.items, []
+        for item in items:
+            self.sim.drop(item, True)
 
 
 def _segments(plan: tuple[RStep, ...]) -> tuple:
@@ -251,10 +330,13 @@ class Sim:
         )
         for svc in self.svcs.values():
             svc.free = self._is_free(svc.name)
+        self.steps: dict[str, StepStats] = {}
+        self.policy_rng = _rng(seed, 2)
+        self.plan = self._compile(scenario.request.steps, "request")
         for svc in self.svcs.values():
-            svc.plan = self._compile(svc.spec.steps)
+            svc.plan = self._compile(svc.spec.steps, f"services.{svc.name}")
             svc.segments = _segments(svc.plan)
-        self.plan = self._compile(scenario.request.steps)
+            svc.event_segments = tuple((False, step) for step in svc.plan)
         self.segments = _segments(self.plan)
         self.root_free = all(step.free for step in self.plan)
         self.contended = [s for s in self.svcs.values() if not s.free]
@@ -269,12 +351,14 @@ class Sim:
     def _is_free(self, name: str) -> bool:
         spec = self.scenario.services[name]
         return spec.workers is None and all(
-            self._is_free(c) for step in spec.steps for c in step.callees
+            not step.has_policies and self._is_free(c) for step in spec.steps for c in step.callees
         )
 
-    def _compile(self, steps: list[Step]) -> tuple[RStep, ...]:
+    def _compile(self, steps: list[Step], owner: str) -> tuple[RStep, ...]:
+        from .policies import StepPolicy
+
         out = []
-        for step in steps:
+        for index, step in enumerate(steps):
             targets: list[tuple[Svc, int]] = []
             for name in step.callees:
                 svc = self.svcs[name]
@@ -284,8 +368,13 @@ class Sim:
                     targets += [(svc, -1)] * step.fanout
             n = len(targets)
             k = self.scenario.required(step)
-            free = all(svc.free for svc, _ in targets)
-            out += [RStep(tuple(targets), n, k, free)] * step.repeat
+            free = not step.has_policies and all(svc.free for svc, _ in targets)
+            name = f"{owner}.steps.{index}"
+            stats = StepStats(step.has_policies)
+            self.steps[name] = stats
+            policy = StepPolicy(self, step, stats) if step.has_policies else None
+            rstep = RStep(tuple(targets), n, k, free, step, name, stats, policy)
+            out += [rstep] * step.repeat
         return tuple(out)
 
     # ---- contention-free path: a call's whole subtree, evaluated at once -------------------
@@ -325,28 +414,35 @@ class Sim:
                 return total, False
         return total, True
 
-    # ---- contended path: FIFO worker pools, callbacks on timeouts ---------------------------
+    # ---- event path: FIFO worker pools, callbacks on timeouts ------------------------------
 
-    def send(self, svc: Svc, shard: int, rec: bool, fanin: FanIn | Flow) -> None:
-        """A call arrives at a contended service: start, queue, or reject it."""
+    def send(self, svc, shard, rec, parent, kind=FIRST, up=None, event_mode=False, step=None):
+        """A call arrives at a service: start, queue, or reject it. Returns the Call; a
+        rejection is answered to ``parent`` before this returns."""
         inst = svc.instances[shard] if shard >= 0 else svc.pick()
         now = self.env.now
-        if inst.busy < svc.workers:
-            self._start(Call(svc, inst, rec, now, fanin))
+        call = Call(svc, inst, rec, now, parent, kind, up, event_mode, step)
+        if inst.busy < svc.capacity:
+            self._start(call)
         elif len(inst.queue) < svc.queue_limit:
             svc.account(now)
             svc.queued += 1
-            inst.queue.append(Call(svc, inst, rec, now, fanin))
+            inst.queue.append(call)
         else:
+            call.state = DONE
             if rec:
                 svc.rejected += 1
-            fanin.answer(False, REJECTED)
+                if step is not None:
+                    step.stats.rejected += 1
+            parent.answer(False, REJECTED, call)
+        return call
 
     def _start(self, call: Call) -> None:
         svc, now = call.svc, self.env.now
         svc.account(now)
         svc.busy += 1
         call.inst.busy += 1
+        call.state = RUNNING
         try:
             svc.started_per_s[int(now * 0.001)] += 1
         except IndexError:
@@ -358,12 +454,15 @@ class Sim:
         elif not svc.segments:
             ev = Timeout(self.env, d, call)
             ev.callbacks.append(self._succeeded)
-        elif len(svc.segments) == 1 and svc.segments[0][0]:  # all downstream contention-free
-            sub, ok = self.run_free(svc.plan, now + d, call.rec)
+        elif not call.event_mode and len(svc.segments) == 1 and svc.segments[0][0]:
+            sub, ok = self.run_free(svc.plan, now + d, call.rec)  # all downstream free
             ev = Timeout(self.env, d + sub, call)
             ev.callbacks.append(self._succeeded if ok else self._failed)
         else:
-            flow = Flow(self, svc.segments, call.rec, lambda ok, cause: self._end(call, ok, cause))
+            segments = svc.event_segments if call.event_mode else svc.segments
+            flow = Flow(self, segments, call.rec, lambda ok, cause: self._end(call, ok, cause),
+                        call, call.kind, call.event_mode)  # fmt: skip
+            call.flow = flow
             ev = Timeout(self.env, d)
             ev.callbacks.append(flow.advance)
 
@@ -373,24 +472,65 @@ class Sim:
     def _failed(self, event) -> None:
         self._end(event._value, False, FAILED)
 
-    def _end(self, call: Call, ok: bool, cause: int) -> None:
-        """The call answers: free its worker (the next queued call takes it), tell the caller."""
-        svc, inst, now = call.svc, call.inst, self.env.now
-        svc.account(now)
+    def _release(self, call: Call) -> None:
+        """Free the call's worker; the next queued call takes it."""
+        svc, inst = call.svc, call.inst
+        svc.account(self.env.now)
+        inst.busy -= 1
+        svc.busy -= 1
         if inst.queue:
             svc.queued -= 1
-            nxt = inst.queue.popleft()
-            inst.busy -= 1
-            svc.busy -= 1
-            self._start(nxt)
-        else:
-            inst.busy -= 1
-            svc.busy -= 1
+            self._start(inst.queue.popleft())
+
+    def _end(self, call: Call, ok: bool, cause: int) -> None:
+        """The call answers: free its worker, record it, tell the caller."""
+        if call.state == CANCELLED:
+            return
+        self._release(call)
+        call.state = DONE
         if call.rec:
-            svc.latency_ms.append(now - call.t0)
+            svc = call.svc
+            svc.latency_ms.append(self.env.now - call.t0)
             if not ok:
                 svc.errors += 1
-        call.fanin.answer(ok, cause)
+            if svc.leaf and call.event_mode:
+                svc.ops_by_kind[call.kind] += 1
+            if call.event_mode and call.given_up():
+                svc.wasted += 1
+                if call.step is not None:
+                    call.step.stats.wasted += 1
+        call.parent.answer(ok, cause, call)
+
+    def cancel(self, call: Call) -> None:
+        """Cancel a call: out of its queue, or its worker freed at once and its downstream
+        steps cancelled (no further calls)."""
+        if call.state == QUEUED:
+            call.svc.account(self.env.now)
+            call.inst.queue.remove(call)
+            call.svc.queued -= 1
+        elif call.state == RUNNING:
+            self._release(call)
+            if call.flow is not None:
+                call.flow.cancel()
+        else:
+            return
+        call.state = CANCELLED
+        if call.rec:
+            call.svc.cancelled += 1
+            if call.step is not None:
+                call.step.stats.cancelled += 1
+
+    def drop(self, item, cancel: bool) -> None:
+        """The caller no longer waits for ``item`` (a Call or a policy slot): cancel it, or
+        let it run on, abandoned (its work is then wasted)."""
+        if isinstance(item, Call):
+            if item.state in (QUEUED, RUNNING):
+                if cancel:
+                    self.cancel(item)
+                else:
+                    item.abandoned = True
+        else:
+            item.drop(cancel)
 
     # ---- requests --------------------------------------------------------------------------
 

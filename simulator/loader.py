@@ -25,10 +25,6 @@ Positions = dict[Path_, tuple[int, int]]
 
 # Policy keys the contract names that this version does not simulate yet: refused by name.
 PLANNED_STEP_KEYS = (
-    "timeout_ms",
-    "retries",
-    "hedge",
-    "cancel_losers",
     "circuit_breaker",
     "optional",
     "max_parallel",

@@ -46,7 +46,10 @@ def summarize(sim: Sim, seed: int) -> tuple[dict[str, Any], np.ndarray, dict[str
 
     services = {name: _service_summary(sim, svc, duration_s) for name, svc in sim.svcs.items()}
     calls = sum(svc.calls for svc in sim.svcs.values())
-    ops = sum(svc.calls - svc.rejected for svc in sim.svcs.values() if svc.leaf)
+    leaves = [svc for svc in sim.svcs.values() if svc.leaf]
+    ops = sum(svc.calls - svc.rejected for svc in leaves)
+    retry_ops = sum(svc.ops_by_kind[1] for svc in leaves)
+    hedge_ops = sum(svc.ops_by_kind[2] for svc in leaves)
     nominal = nominal_amplification(s)
     per_req = (lambda x: x / arrived) if arrived else (lambda x: None)
     summary = {
@@ -65,8 +68,18 @@ def summarize(sim: Sim, seed: int) -> tuple[dict[str, Any], np.ndarray, dict[str
             "ops_per_sec": ops / duration_s,
             "nominal_ops_per_request": nominal["ops_per_request"],
             "nominal_calls_per_request": nominal["calls_per_request"],
+            # the measured ops split by why their attempt was sent (retries and hedges include
+            # the ops their subtrees made)
+            "ops_split_per_request": {
+                "nominal": per_req(ops - retry_ops - hedge_ops),
+                "retries": per_req(retry_ops),
+                "hedges": per_req(hedge_ops),
+            },
+            "wasted_ops_per_request": per_req(sum(svc.wasted for svc in leaves)),
         },
         "services": services,
+        # steps with calling-side policies: what their attempts were and what became of them
+        "steps": {name: _step_summary(st) for name, st in sim.steps.items() if st.policy},
     }
     return summary, lat_w.copy(), _timeseries(sim, t0, lat, outcome)
 
@@ -84,13 +97,31 @@ def _service_summary(sim: Sim, svc, duration_s: float) -> dict[str, Any]:
         "utilization": utilization,
         "rejected": svc.rejected,
         "errors": svc.errors,
-        "timeouts": 0,
-        "retries": 0,
-        "hedges": 0,
+        "timeouts": svc.timeouts,
+        "retries": svc.sent[1],
+        "hedges": svc.sent[2],
+        "first_tries": svc.calls - svc.sent[1] - svc.sent[2],
+        "circuit_open": 0,
+        "cancelled": svc.cancelled,
+        "wasted": svc.wasted,
         "latency_ms": _quantiles(lat, {"p50": 0.5, "p99": 0.99}),
         "backend": svc.leaf,
         "workers": svc.workers,
         "instances": len(svc.instances),
+    }
+
+
+def _step_summary(st) -> dict[str, int]:
+    """A step's window counters (attempts it sent and what became of them)."""
+    return {
+        "first_tries": st.sent[0],
+        "retries": st.sent[1],
+        "hedges": st.sent[2],
+        "timeouts": st.timeouts,
+        "rejected": st.rejected,
+        "circuit_open": 0,
+        "cancelled": st.cancelled,
+        "wasted": st.wasted,
     }
 
 

@@ -122,14 +122,64 @@ def _check_require(v: Any) -> Any:
     raise ValueError(f"require must be 'all', 'any' or an integer >= 1, got {v!r}")
 
 
+class Retries(_Model):
+    """Retries after the first attempt, on error, timeout and rejection.
+
+    Backoff before retry ``n`` (1-based) is ``backoff_ms * multiplier ** (n - 1)``; ``jitter``
+    full draws uniformly in [0, backoff], equal in [backoff / 2, backoff]. With
+    ``budget_ratio`` a retry is sent only while the step's retries over the last 10 simulated
+    seconds stay under ``budget_ratio`` x its first tries over those seconds plus
+    ``min_per_s`` x 10 (Finagle's RetryBudget)."""
+
+    max: Annotated[int, Field(ge=0)]
+    backoff_ms: NonNegFloat = 0.0
+    multiplier: Annotated[float, Field(ge=1)] = 2.0
+    jitter: Literal["none", "full", "equal"] = "none"
+    budget_ratio: PosFloat | None = None
+    min_per_s: NonNegFloat = 10.0
+
+
+class Hedge(_Model):
+    """Send up to ``max`` extra copies of a call still unanswered ``after_ms`` (or at the
+    observed percentile ``after: pNN`` of this step's answers); the first answer wins."""
+
+    after_ms: NonNegFloat | None = None
+    after: Annotated[str, Field(pattern=r"^p\d+(\.\d+)?$")] | None = None
+    max: PosInt = 1
+
+    @model_validator(mode="after")
+    def _one_delay(self) -> Hedge:
+        if (self.after_ms is None) == (self.after is None):
+            raise ValueError("hedge takes after_ms (a delay) or after (an observed pNN), not both")
+        if self.after is not None and not 0 < self.percentile < 100:
+            raise ValueError(f"after must be a percentile between p0 and p100, got {self.after}")
+        return self
+
+    @property
+    def percentile(self) -> float:
+        """``after: p95`` as 95.0."""
+        assert self.after is not None
+        return float(self.after[1:])
+
+
 class Step(_Model):
     """Send ``call`` (one service or a list of distinct ones) ``fanout`` times in parallel, wait
-    for ``require`` answers; the whole step runs ``repeat`` times in sequence."""
+    for ``require`` answers; the whole step runs ``repeat`` times in sequence. The calling-side
+    policies (timeout, retries, hedge, cancel_losers) apply to each call of the step."""
 
     call: str | Annotated[list[str], Field(min_length=1)]
     fanout: Any = 1
     repeat: PosInt = 1
     require: Any = "all"
+    timeout_ms: PosFloat | None = None
+    retries: Retries | None = None
+    hedge: Hedge | None = None
+    cancel_losers: bool = False
+
+    @property
+    def has_policies(self) -> bool:
+        """Whether a calling-side policy needs the event path (timers, cancellation)."""
+        return bool(self.timeout_ms or self.retries or self.hedge or self.cancel_losers)
 
     _v_fanout = field_validator("fanout")(_check_fanout)
     _v_require = field_validator("require")(_check_require)

@@ -80,9 +80,9 @@ CASES = [
     ("comment-only-file", "# nothing here\n", None, ["empty"]),
     (
         "planned-policy",
-        edit("fanout: 2", "fanout: 2\n      timeout_ms: 5"),
+        edit("fanout: 2", "fanout: 2\n      max_parallel: 5"),
         9,
-        ["timeout_ms", "not simulate yet"],
+        ["max_parallel", "not simulate yet"],
     ),
     ("bad-name", edit("name: t", "name: Bad Name"), 1, ["name"]),
     (

@@ -1,0 +1,220 @@
+"""Calling-side policies of a step: per-attempt timeout, retries (backoff, jitter, budget),
+hedging (fixed or observed-percentile delay) and cancellation of losers.
+
+Each logical call of a policy step is a :class:`Slot`. It sends attempts through the engine
+(``Sim.send``) on the event path and answers its fan-in once: with the first successful
+attempt, or with a failure when no attempt is running and no retry is left. Attempts it stops
+waiting for (timed out, hedge losers) are cancelled when the step has ``cancel_losers: true``;
+otherwise they run on, holding their workers, and their work counts as wasted.
+
+Semantics (documented in the README):
+
+* ``timeout_ms`` is per attempt, measured from when the attempt is sent (queueing included).
+* A retry follows an error, a timeout or a rejection, once no other attempt of the slot is
+  still running, after ``backoff_ms * multiplier ** (n - 1)`` (jittered) for the n-th retry.
+* The retry budget counts the step's first tries and retries over the last 10 simulated
+  seconds: a retry is allowed while retries < ``budget_ratio`` x first tries +
+  ``min_per_s`` x 10.
+* A hedge copy is sent ``after_ms`` after the first attempt (then again after each hedge, up
+  to ``max``) while the slot has no answer; with ``after: pNN`` the delay is that percentile
+  of the step's observed answer latencies (attempt sent to answer), and no hedge is sent until
+  100 answers have been seen. Timed-out and failed attempts do not stop hedging.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING
+
+import numpy as np
+from simpy.events import Timeout
+
+from .engine import DONE, FAILED, FIRST, HEDGE, OK, RETRY
+
+if TYPE_CHECKING:
+    from .engine import Call, Flow, Sim, StepStats, Svc
+    from .model import Step
+
+BUDGET_WINDOW_MS = 10_000.0
+HEDGE_MIN_ANSWERS = 100
+HEDGE_WINDOW = 1000  # the observed percentile uses the step's last this-many answers
+HEDGE_REFRESH = 50  # ... recomputed every this-many answers
+
+
+class StepPolicy:
+    """What the calls of one step share: its spec, its retry budget, its observed latencies."""
+
+    def __init__(self, sim: Sim, spec: Step, stats: StepStats):
+        self.sim, self.spec, self.stats = sim, spec, stats
+        self.rng = sim.policy_rng
+        self.first_times: deque[float] = deque()
+        self.retry_times: deque[float] = deque()
+        self.observed: deque[float] = deque(maxlen=HEDGE_WINDOW)
+        self.answers = 0
+        self.hedge_delay_ms: float | None = None
+        if spec.hedge is not None and spec.hedge.after_ms is not None:
+            self.hedge_delay_ms = spec.hedge.after_ms
+
+    def slot(self, flow: Flow, svc: Svc, shard: int, fanin) -> Slot:
+        """Start one logical call of this step."""
+        slot = Slot(self, flow, svc, shard, fanin)
+        slot.attempt(FIRST)
+        return slot
+
+    # -- retry budget ------------------------------------------------------------------------
+
+    def _trim(self, now: float) -> None:
+        horizon = now - BUDGET_WINDOW_MS
+        for times in (self.first_times, self.retry_times):
+            while times and times[0] < horizon:
+                times.popleft()
+
+    def note_first_try(self, now: float) -> None:
+        if self.spec.retries is not None and self.spec.retries.budget_ratio is not None:
+            self.first_times.append(now)
+
+    def may_retry(self, now: float) -> bool:
+        """Whether the budget allows one more retry now (and spend it if so)."""
+        retries = self.spec.retries
+        assert retries is not None
+        if retries.budget_ratio is None:
+            return True
+        self._trim(now)
+        allowed = retries.budget_ratio * len(self.first_times)
+        allowed += retries.min_per_s * BUDGET_WINDOW_MS / 1000.0
+        if len(self.retry_times) + 1 > allowed:
+            return False
+        self.retry_times.append(now)
+        return True
+
+    def backoff_ms(self, n: int) -> float:
+        """Delay before the n-th retry (1-based)."""
+        r = self.spec.retries
+        assert r is not None
+        base = r.backoff_ms * r.multiplier ** (n - 1)
+        if r.jitter == "full":
+            return float(self.rng.uniform(0.0, base))
+        if r.jitter == "equal":
+            return float(base / 2 + self.rng.uniform(0.0, base / 2))
+        return base
+
+    # -- hedging -----------------------------------------------------------------------------
+
+    def observe(self, latency_ms: float) -> None:
+        """An attempt answered successfully after ``latency_ms``: update pNN hedging."""
+        hedge = self.spec.hedge
+        if hedge is None or hedge.after is None:
+            return
+        self.observed.append(latency_ms)
+        self.answers += 1
+        if self.answers >= HEDGE_MIN_ANSWERS and self.answers % HEDGE_REFRESH == 0:
+            self.hedge_delay_ms = float(np.percentile(self.observed, hedge.percentile))
+
+
+class Slot:
+    """One logical call of a policy step: its attempts, timers and single answer."""
+
+    __slots__ = ("policy", "flow", "svc", "shard", "fanin", "live", "retries", "hedges", "done")
+
+    def __init__(self, policy: StepPolicy, flow: Flow, svc: Svc, shard: int, fanin):
+        self.policy, self.flow, self.svc, self.shard, self.fanin = policy, flow, svc, shard, fanin
+        self.live: list[Call] = []
+        self.retries = 0
+        self.hedges = 0
+        self.done = False
+
+    def attempt(self, kind: int) -> None:
+        """Send one attempt and arm its timers."""
+        if self.done or self.flow.cancelled:
+            return
+        policy, flow, sim = self.policy, self.flow, self.policy.sim
+        now = sim.env.now
+        if kind == FIRST:
+            policy.note_first_try(now)
+        inherited = flow.kind if flow.kind != FIRST else kind
+        step = flow.step
+        if flow.rec:
+            self.svc.sent[kind] += 1
+            policy.stats.sent[kind] += 1
+        call = sim.send(self.svc, self.shard, flow.rec, self, inherited, flow.up, True, step)
+        if call.state >= DONE:
+            return  # rejected at once; answer() has already dealt with it
+        self.live.append(call)
+        spec = policy.spec
+        if spec.timeout_ms is not None:
+            ev = Timeout(sim.env, spec.timeout_ms, call)
+            ev.callbacks.append(self._timed_out)
+        if kind == FIRST:
+            self._arm_hedge()
+
+    def _arm_hedge(self) -> None:
+        hedge, delay = self.policy.spec.hedge, self.policy.hedge_delay_ms
+        if hedge is not None and delay is not None and self.hedges < hedge.max:
+            ev = Timeout(self.policy.sim.env, delay)
+            ev.callbacks.append(self._hedge)
+
+    def _hedge(self, _event) -> None:
+        if self.done or self.flow.cancelled:
+            return
+        self.hedges += 1
+        self.attempt(HEDGE)
+        self._arm_hedge()
+
+    def answer(self, ok: bool, cause: int, call: Call) -> None:
+        """An attempt answered (or was rejected at once)."""
+        if call in self.live:
+            self.live.remove(call)
+        if self.done:
+            return
+        if ok:
+            self.policy.observe(self.policy.sim.env.now - call.t0)
+            self._finish(True, OK)
+        elif not self.live:
+            self._retry_or_fail(cause)
+
+    def _timed_out(self, event) -> None:
+        call: Call = event._value
+        if self.done or call not in self.live:
+            return
+        self.live.remove(call)
+        if call.rec:
+            call.svc.timeouts += 1
+            self.policy.stats.timeouts += 1
+        self.policy.sim.drop(call, self.policy.spec.cancel_losers)
+        if not self.live:
+            self._retry_or_fail(FAILED)
+
+    def _retry_or_fail(self, cause: int) -> None:
+        policy, sim = self.policy, self.policy.sim
+        retries = policy.spec.retries
+        if (
+            retries is not None
+            and self.retries < retries.max
+            and not self.flow.cancelled
+            and policy.may_retry(sim.env.now)
+        ):
+            self.retries += 1
+            delay = policy.backoff_ms(self.retries)
+            if delay > 0:
+                ev = Timeout(sim.env, delay, RETRY)
+                ev.callbacks.append(lambda e: self.attempt(RETRY))
+            else:
+                self.attempt(RETRY)
+            return
+        self._finish(False, cause)
+
+    def _finish(self, ok: bool, cause: int) -> None:
+        """Answer the fan-in once; attempts still running are losers."""
+        self.done = True
+        losers, self.live = self.live, []
+        for call in losers:
+            self.policy.sim.drop(call, self.policy.spec.cancel_losers)
+        self.fanin.answer(ok, cause, self)
+
+    def drop(self, cancel: bool) -> None:
+        """The step no longer needs this call: stop retrying and hedging; cancel or abandon
+        what is running."""
+        self.done = True
+        losers, self.live = self.live, []
+        for call in losers:
+            self.policy.sim.drop(call, cancel)

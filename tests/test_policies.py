@@ -1,0 +1,111 @@
+"""Calling-side policies, one behaviour each, on deterministic scenarios (constant latencies,
+traced arrivals): timeouts, cancellation, retries, backoff, budgets, hedging."""
+
+from __future__ import annotations
+
+import pytest
+from test_semantics import const, run_trace
+
+
+def test_timeout_fails_the_call_but_the_work_goes_on(tmp_path):
+    """Without cancel_losers, a timed-out call keeps its worker until it really ends."""
+    res = run_trace(tmp_path, [0.0, 0.020], {"slow": const(50, workers=1)},
+                    [{"call": "slow", "timeout_ms": 10}])  # fmt: skip
+    s = res.summary
+    assert res.latencies_ms.tolist() == pytest.approx([10.0, 10.0])
+    assert s["requests"]["failed"] == 2
+    svc = s["services"]["slow"]
+    # the second call waited for the worker held by the abandoned first one
+    assert svc["timeouts"] == 2 and svc["cancelled"] == 0 and svc["wasted"] == 2
+    assert svc["latency_ms"]["p99"] == pytest.approx(79.7)  # 50 ms, and 30 queued + 50
+
+
+def test_cancel_losers_frees_the_worker_at_once(tmp_path):
+    """With cancel_losers, a timed-out call releases its worker at the timeout."""
+    res = run_trace(tmp_path, [0.0, 0.020], {"slow": const(50, workers=1)},
+                    [{"call": "slow", "timeout_ms": 10, "cancel_losers": True}])  # fmt: skip
+    svc = res.summary["services"]["slow"]
+    assert svc["cancelled"] == 2 and svc["wasted"] == 0 and svc["calls"] == 2
+    assert res.summary["services"]["slow"]["utilization"] == pytest.approx(0.010 * 2 / 1.0)
+
+
+def test_cancellation_propagates_down_the_call_tree(tmp_path):
+    """A cancelled call makes no further downstream calls and cancels the one in flight."""
+    services = {"front": const(5, steps=[{"call": "db", "repeat": 3}]), "db": const(10)}
+    res = run_trace(tmp_path, [0.0], services,
+                    [{"call": "front", "timeout_ms": 12, "cancel_losers": True}])  # fmt: skip
+    db = res.summary["services"]["db"]
+    assert db["calls"] == 1 and db["cancelled"] == 1  # the 2nd and 3rd db calls never sent
+    assert res.summary["amplification"]["ops_per_request"] == 1
+
+
+def test_retries_follow_errors_with_backoff(tmp_path):
+    """An always-failing call is tried 1 + max times, backoff_ms * multiplier^(n-1) apart."""
+    step = {"call": "bad", "retries": {"max": 2, "backoff_ms": 10, "multiplier": 3}}
+    res = run_trace(tmp_path, [0.0], {"bad": const(1, error_rate=1.0)}, [step])
+    # attempts end at 1, 1+10+1 = 12, 12+30+1 = 43 ms
+    assert res.latencies_ms.tolist() == pytest.approx([43.0])
+    svc = res.summary["services"]["bad"]
+    assert svc["calls"] == 3 and svc["retries"] == 2 and svc["first_tries"] == 1
+
+
+def test_retry_after_rejection_succeeds(tmp_path):
+    """A rejected call is retried and can then succeed."""
+    step = {"call": "db", "retries": {"max": 1, "backoff_ms": 15}}
+    res = run_trace(tmp_path, [0.0, 0.0], {"db": const(10, workers=1, queue_limit=0)}, [step])
+    assert res.summary["requests"]["ok"] == 2
+    assert sorted(res.latencies_ms.tolist()) == pytest.approx([10.0, 25.0])
+    assert res.summary["services"]["db"]["rejected"] == 1
+
+
+def test_retry_on_timeout(tmp_path):
+    """A timed-out attempt is retried; the retry's ops count as retry ops."""
+    step = {"call": "db", "timeout_ms": 5, "retries": {"max": 1}}
+    services = {"db": {"latency": {"dist": "uniform", "min_ms": 0, "max_ms": 10}}}
+    res = run_trace(tmp_path, [i * 0.1 for i in range(50)], services, [step])
+    split = res.summary["amplification"]["ops_split_per_request"]
+    assert split["nominal"] == 1 and 0 < split["retries"] < 1
+    assert res.summary["services"]["db"]["retries"] == res.summary["services"]["db"]["timeouts"]
+
+
+def test_retry_budget_caps_retries(tmp_path):
+    """With budget_ratio 0.2 and min_per_s 0, retries stay under 20% of first tries."""
+    step = {"call": "bad", "retries": {"max": 3, "budget_ratio": 0.2, "min_per_s": 0}}
+    res = run_trace(tmp_path, [i * 0.01 for i in range(500)], {"bad": const(1, error_rate=1.0)},
+                    [step], duration_s=5)  # fmt: skip
+    st = res.summary["steps"]["request.steps.0"]
+    assert st["first_tries"] == 500
+    assert st["retries"] <= 0.2 * 500 and st["retries"] >= 0.2 * 500 - 2
+
+
+def test_fixed_hedge_wins_when_the_first_attempt_is_slow(tmp_path):
+    """A hedge sent after_ms later answers first when the original is slower than the delay."""
+    services = {
+        "s": {
+            "latency": {
+                "dist": "mixture",
+                "components": [{"weight": 1, "dist": "constant", "ms": 100}],
+            },
+            "workers": 2,
+        }
+    }
+    res = run_trace(tmp_path, [0.0], services,
+                    [{"call": "s", "hedge": {"after_ms": 20, "max": 1}}])  # fmt: skip
+    # both take 100 ms: the original wins at 100; the hedge (20-120) is a loser, wasted
+    assert res.latencies_ms.tolist() == pytest.approx([100.0])
+    svc = res.summary["services"]["s"]
+    assert svc["hedges"] == 1 and svc["wasted"] == 1 and svc["calls"] == 2
+
+
+def test_no_hedge_when_the_answer_comes_first(tmp_path):
+    """A call answered before after_ms sends no hedge."""
+    res = run_trace(tmp_path, [0.0], {"s": const(5)},
+                    [{"call": "s", "hedge": {"after_ms": 20}}])  # fmt: skip
+    assert res.summary["services"]["s"]["hedges"] == 0
+
+
+def test_percentile_hedge_waits_for_100_answers(tmp_path):
+    """after: pNN sends no hedge before the step has 100 observed answers."""
+    res = run_trace(tmp_path, [i * 0.01 for i in range(99)], {"s": const(5)},
+                    [{"call": "s", "hedge": {"after": "p50"}}])  # fmt: skip
+    assert res.summary["services"]["s"]["hedges"] == 0
