@@ -1,0 +1,91 @@
+"""Calling-side policies against closed forms (simulator.analytic); requests are independent
+(no worker limits), so tolerances are 4 standard errors of the sample size, as in
+test_theory.py."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from conftest import check, run
+from test_theory import Z, exp_service, quantile_tolerance
+
+from simulator import analytic
+
+pytestmark = pytest.mark.slow
+
+
+def test_hedging_on_exponential_latency():
+    """A hedge after d on Exp(m) calls gives latency min(X1, d + X2) and e^(-d/m) extra ops."""
+    mean_ms, d = 10.0, 10.0
+    res = run({"s": exp_service(mean_ms)}, [{"call": "s", "hedge": {"after_ms": d}}],
+              rps=1000, duration_s=30, seed=21)  # fmt: skip
+    lat, n = res.latencies_ms, len(res.latencies_ms)
+    theory = analytic.hedged_exponential(mean_ms, d)
+    # variance of min(X1, d + X2) by numerical integration of its survival function
+    second = 2 * _integrate(lambda t: t * (1 - theory.latency_cdf(t)), 0, 40 * mean_ms)
+    sd = math.sqrt(second - theory.mean_latency_ms**2)
+    check("hedge after 10 ms on Exp(10): mean latency (ms)", lat.mean(),
+          theory.mean_latency_ms, Z * sd / math.sqrt(n))  # fmt: skip
+    x99 = theory.latency_quantile_ms(0.99)
+    density = (theory.latency_cdf(x99 + 1e-4) - theory.latency_cdf(x99 - 1e-4)) / 2e-4
+    check("hedge after 10 ms on Exp(10): p99 latency (ms)", res.summary["latency_ms"]["p99"],
+          x99, quantile_tolerance(0.99, n, density))  # fmt: skip
+    svc = res.summary["services"]["s"]
+    p = theory.extra_ops_per_call
+    check("hedge after 10 ms on Exp(10): hedges per call", svc["hedges"] / svc["first_tries"],
+          p, Z * math.sqrt(p * (1 - p) / svc["first_tries"]))  # fmt: skip
+
+
+def test_fanout_timeout_failure_probability():
+    """N calls with a per-attempt timeout T fail the request with probability 1 - F(T)^N."""
+    mean_ms, t_ms, n_calls = 10.0, 25.0, 10
+    res = run({"s": exp_service(mean_ms)},
+              [{"call": "s", "fanout": n_calls, "timeout_ms": t_ms}],
+              rps=500, duration_s=30, seed=23)  # fmt: skip
+    req = res.summary["requests"]
+    p = analytic.timeout_failure_probability(1 - math.exp(-t_ms / mean_ms), n_calls)
+    check("fan-out 10, timeout 25 ms on Exp(10): failed share", req["failed"] / req["arrived"],
+          p, Z * math.sqrt(p * (1 - p) / req["arrived"]))  # fmt: skip
+    # a request that fails does so at the first timeout, exactly T after it started
+    assert res.latencies_ms.max() == pytest.approx(t_ms)
+
+
+def test_retry_amplification():
+    """With failure probability p and r retries a call costs (1 - p^(r+1)) / (1 - p) attempts
+    and fails with probability p^(r+1)."""
+    p_fail, r = 0.3, 2
+    svc = {"latency": {"dist": "constant", "ms": 1}, "error_rate": p_fail}
+    res = run({"s": svc}, [{"call": "s", "retries": {"max": r}}], rps=1000, duration_s=20,
+              seed=25)  # fmt: skip
+    s = res.summary
+    n = s["requests"]["arrived"]
+    expected = analytic.retry_attempts_per_call(p_fail, r)
+    probs = [(1 - p_fail) * p_fail**i for i in range(r)] + [p_fail**r]  # attempts 1..r+1
+    var = sum(pk * (k + 1) ** 2 for k, pk in enumerate(probs)) - expected**2
+    check("retries: attempts per call (p=0.3, 2 retries)", s["services"]["s"]["calls"] / n,
+          expected, Z * math.sqrt(var / n))  # fmt: skip
+    q = p_fail ** (r + 1)
+    check("retries: failed share (p=0.3, 2 retries)", s["requests"]["failed"] / n, q,
+          Z * math.sqrt(q * (1 - q) / n))  # fmt: skip
+
+
+def test_retry_budget_caps_retries_at_its_ratio():
+    """Under an always-failing backend a saturated budget admits ratio x first tries +
+    min_per_s retries per second, however many retries each call may make."""
+    ratio, min_per_s, rps = 0.1, 10.0, 100.0
+    svc = {"latency": {"dist": "constant", "ms": 1}, "error_rate": 1.0}
+    step = {"call": "s", "retries": {"max": 3, "budget_ratio": ratio, "min_per_s": min_per_s}}
+    res = run({"s": svc}, [step], rps=rps, duration_s=60, warmup_s=10, seed=27)
+    st = res.summary["steps"]["request.steps.0"]
+    expected = ratio * st["first_tries"] + min_per_s * 60
+    # The window's edges cut two sliding 10 s budgets; each holds ratio x a Poisson count of
+    # ~1,000 first tries: 4 sigma = ratio * 4 * sqrt(1000) per edge, plus one retry of rounding.
+    tol = 2 * (ratio * 4 * math.sqrt(rps * 10) + 1)
+    check("retry budget 0.1 + 10/s: retries in 60 s", st["retries"], expected, tol)
+
+
+def _integrate(f, a: float, b: float) -> float:
+    from scipy import integrate
+
+    return integrate.quad(f, a, b, limit=200)[0]
