@@ -102,6 +102,7 @@ class Svc:
         self.cancelled = 0
         self.wasted = 0  # calls answered after their caller (or an ancestor's) gave up
         self.timeouts = 0
+        self.circuit_open = 0  # attempts refused by an open breaker, never sent
         self.sent = [0, 0, 0]  # attempts policy steps sent here, by their own kind
         self.ops_by_kind = [0, 0, 0]  # answered leaf calls by kind (event path)
         self.latency_ms = array("f")  # float32: 4 bytes a call, precision ~1e-7 relative
@@ -151,12 +152,12 @@ class Svc:
 class StepStats:
     """Window counters of one step of the scenario (its repeats share them)."""
 
-    __slots__ = ("policy", "sent", "timeouts", "rejected", "cancelled", "wasted")
+    __slots__ = ("policy", "sent", "timeouts", "rejected", "circuit_open", "cancelled", "wasted")
 
     def __init__(self, policy: bool) -> None:
         self.policy = policy  # counted only for steps with calling-side policies
         self.sent = [0, 0, 0]  # attempts by kind: first tries, retries, hedges
-        self.timeouts = self.rejected = self.cancelled = self.wasted = 0
+        self.timeouts = self.rejected = self.circuit_open = self.cancelled = self.wasted = 0
 
 
 @dataclass(frozen=True)
@@ -178,7 +179,7 @@ class Call:
 
     __slots__ = (
         "svc", "inst", "rec", "t0", "parent", "kind", "state", "flow", "up", "abandoned",
-        "event_mode", "step",
+        "event_mode", "step", "probe",
     )  # fmt: skip
 
     def __init__(self, svc, inst, rec, t0, parent, kind, up, event_mode, step):
@@ -187,6 +188,7 @@ class Call:
         self.state = QUEUED
         self.flow: Flow | None = None
         self.abandoned = False
+        self.probe = False  # a circuit breaker's half-open probe
 
     def given_up(self) -> bool:
         """Whether this call or one of its ancestors was abandoned by its caller."""
@@ -199,16 +201,22 @@ class Call:
 
 
 class FanIn:
-    """Counts a step's answers; tells its flow once ``require`` is met or cannot be."""
+    """Counts a step's answers; tells its flow once ``require`` is met or cannot be. With
+    ``max_parallel``, ``backlog`` holds the calls not yet sent: each answer sends the next."""
 
-    __slots__ = ("need", "spare", "flow")
+    __slots__ = ("need", "spare", "flow", "backlog")
 
-    def __init__(self, need: int, spare: int, flow: Flow):
-        self.need, self.spare, self.flow = need, spare, flow
+    def __init__(self, need: int, spare: int, flow: Flow, backlog=None):
+        self.need, self.spare, self.flow, self.backlog = need, spare, flow, backlog
 
     def answer(self, ok: bool, cause: int, _who=None) -> None:
         if self.flow is None:
             return  # decided already; late answers only count in their service's stats
+        if self.backlog:
+            svc, shard = self.backlog.popleft()
+            self.flow.launch(svc, shard, self)
+            if self.flow is None:
+                return  # the launched call was rejected at once and decided the step
         if ok:
             self.need -= 1
             if self.need == 0:
@@ -229,7 +237,7 @@ class Flow:
     can be cancelled). ``items`` are the current step's calls or policy slots."""
 
     __slots__ = ("sim", "segments", "i", "rec", "done", "up", "kind", "event_mode", "items",
-                 "step", "cancelled")  # fmt: skip
+                 "step", "cancelled", "partial")  # fmt: skip
 
     def __init__(self, sim, segments, rec, done, up=None, kind=FIRST, event_mode=False):
         self.sim, self.segments, self.i, self.rec, self.done = sim, segments, 0, rec, done
@@ -237,6 +245,7 @@ class Flow:
         self.items: list = []
         self.step: RStep | None = None
         self.cancelled = False
+        self.partial = False  # an optional step went missing
 
     def advance(self, _event=None) -> None:
         if self.cancelled:
@@ -253,19 +262,32 @@ class Flow:
             ev.callbacks.append(self.advance if ok else self._fail)
             return
         step = self.step = steps
-        fanin = self if step.n == 1 else FanIn(step.k, step.n - step.k, self)
-        self.items = items = []
-        event_mode = self.event_mode or step.policy is not None
-        for svc, shard in step.targets:
-            if step.policy is not None:
-                items.append(step.policy.slot(self, svc, shard, fanin))
-            elif svc.free and not event_mode:
-                d, ok = sim.free_call(svc, sim.env.now, self.rec)
-                ev = Timeout(sim.env, d, ok)
-                ev.callbacks.append(lambda e, f=fanin: f.answer(e._value, FAILED))
-            else:
-                items.append(sim.send(svc, shard, self.rec, fanin, self.kind, self.up,
-                                      event_mode, step))  # fmt: skip
+        self.items = []
+        targets = step.targets
+        limit = step.spec.max_parallel
+        if step.n == 1:
+            fanin = self
+        elif limit and limit < step.n:
+            fanin = FanIn(step.k, step.n - step.k, self, deque(targets[limit:]))
+            targets = targets[:limit]
+        else:
+            fanin = FanIn(step.k, step.n - step.k, self)
+        for svc, shard in targets:
+            self.launch(svc, shard, fanin)
+
+    def launch(self, svc: Svc, shard: int, fanin) -> None:
+        """Send one of the current step's calls."""
+        sim, step = self.sim, self.step
+        assert step is not None
+        if step.policy is not None:
+            self.items.append(step.policy.slot(self, svc, shard, fanin))
+        elif svc.free and not self.event_mode:
+            d, ok = sim.free_call(svc, sim.env.now, self.rec)
+            ev = Timeout(sim.env, d, ok)
+            ev.callbacks.append(lambda e, f=fanin: f.answer(e._value, FAILED))
+        else:
+            call = sim.send(svc, shard, self.rec, fanin, self.kind, self.up, self.event_mode, step)
+            self.items.append(call)
 
     def _fail(self, _event) -> None:
         if not self.cancelled:
@@ -287,15 +309,56 @@ class Flow:
                 self.sim.drop(item, cancel)
         if ok:
             self.advance()
+        elif step is not None and step.spec.optional:
+            self.partial = True  # carry on without it
+            self.advance()
         else:
             self.done(False, cause)
 
-    def cancel(self) -> None:
-        """Stop: cancel the current step's calls; no further step starts."""
+    def cancel(self, cancel_calls: bool = True) -> None:
+        """Stop: no further step starts; the current step's calls are cancelled (or, with
+        ``cancel_calls`` False, abandoned to run on)."""
         self.cancelled = True
         items, self.items = self.items, []
         for item in items:
-            self.sim.drop(item, True)
+            self.sim.drop(item, cancel_calls)
+
+    def only_optional_left(self) -> bool:
+        """Whether the current step and every later one are optional (in event mode)."""
+        steps = [self.step] if self.step is not None else []
+        steps += [step for _free, step in self.segments[self.i :]]
+        return all(step.spec.optional for step in steps)
+
+
+class Request:
+    """A user request: its flow of steps, its deadline, and its one outcome."""
+
+    __slots__ = ("sim", "t0", "flow", "finished")
+
+    def __init__(self, sim: Sim, t0: float, rec: bool, segments: tuple, event_mode: bool):
+        self.sim, self.t0, self.finished = sim, t0, False
+        self.flow = Flow(sim, segments, rec, self.done, event_mode=event_mode)
+
+    def done(self, ok: bool, cause: int) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        sim = self.sim
+        sim.outstanding -= 1
+        outcome = (PARTIAL if self.flow.partial else OK) if ok else cause
+        sim._record(self.t0, sim.env.now - self.t0, outcome)
+
+    def deadline(self, _event) -> None:
+        """The deadline: the user gets what has arrived. Missing only optional steps is a
+        partial answer; a missing required step fails the request."""
+        if self.finished:
+            return
+        flow = self.flow
+        ok = flow.only_optional_left()
+        flow.partial = True
+        step = flow.step
+        flow.cancel(cancel_calls=step is not None and step.spec.cancel_losers)
+        self.done(ok, FAILED)
 
 
 def _segments(plan: tuple[RStep, ...]) -> tuple:
@@ -337,8 +400,11 @@ class Sim:
             svc.plan = self._compile(svc.spec.steps, f"services.{svc.name}")
             svc.segments = _segments(svc.plan)
             svc.event_segments = tuple((False, step) for step in svc.plan)
-        self.segments = _segments(self.plan)
-        self.root_free = all(step.free for step in self.plan)
+        if scenario.request.deadline_ms is None:
+            self.segments = _segments(self.plan)
+        else:  # every call on the event path, so that the deadline can stop it
+            self.segments = tuple((False, step) for step in self.plan)
+        self.root_free = scenario.request.deadline_ms is None and all(s.free for s in self.plan)
         self.contended = [s for s in self.svcs.values() if not s.free]
         # per request, whole run (the window is cut at the end)
         self.req_t0 = array("d")
@@ -547,12 +613,12 @@ class Sim:
             self._record(t0, d, OK if ok else FAILED)
             return
         self.outstanding += 1
-
-        def done(ok: bool, cause: int, t0=t0) -> None:
-            self.outstanding -= 1
-            self._record(t0, self.env.now - t0, OK if ok else cause)
-
-        Flow(self, self.segments, rec, done).advance()
+        deadline = self.scenario.request.deadline_ms
+        request = Request(self, t0, rec, self.segments, deadline is not None)
+        if deadline is not None:
+            ev = Timeout(self.env, deadline)
+            ev.callbacks.append(request.deadline)
+        request.flow.advance()
 
     def _record(self, t0: float, latency_ms: float, outcome: int) -> None:
         self.req_t0.append(t0)

@@ -23,14 +23,6 @@ from .model import Scenario
 Path_ = tuple[Any, ...]
 Positions = dict[Path_, tuple[int, int]]
 
-# Policy keys the contract names that this version does not simulate yet: refused by name.
-PLANNED_STEP_KEYS = (
-    "circuit_breaker",
-    "optional",
-    "max_parallel",
-)
-PLANNED_REQUEST_KEYS = ("deadline_ms",)
-
 
 def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
     """Read, override (dotted paths, e.g. ``{"workload.rps": 8000}``) and validate a scenario."""
@@ -171,15 +163,11 @@ def validate(
         pos = positions.get(path)
         return Problem(file, message, *pos) if pos else Problem(file, message)
 
-    problems = [where(path, msg) for path, msg in _planned_keys(data)]
+    problems: list[Problem] = []
     try:
         scenario = Scenario.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as e:
-        planned = {path for path, _ in _planned_keys(data)}
-        for err in e.errors():
-            problem = _problem(err, data, where)
-            if not (err["type"] == "extra_forbidden" and _clean_path(err, data) in planned):
-                problems.append(problem)
+        problems += [_problem(err, data, where) for err in e.errors()]
     else:
         problems += [where(path, msg) for path, msg in _cross_checks(scenario)]
     if problems:
@@ -196,31 +184,6 @@ def _unique(problems: list[Problem]) -> list[Problem]:
             seen.add(str(p))
             out.append(p)
     return out
-
-
-def _planned_keys(data: dict) -> list[tuple[Path_, str]]:
-    """Policy keys the contract names but this version does not simulate yet."""
-    found = []
-    request = data.get("request")
-    steps: list[tuple[Path_, Any]] = []
-    if isinstance(request, dict):
-        for key in PLANNED_REQUEST_KEYS:
-            if key in request:
-                found.append((("request", key), key))
-        if isinstance(request.get("steps"), list):
-            steps += [(("request", "steps", i), s) for i, s in enumerate(request["steps"])]
-    services = data.get("services")
-    if isinstance(services, dict):
-        for name, svc in services.items():
-            if isinstance(svc, dict) and isinstance(svc.get("steps"), list):
-                steps += [(("services", name, "steps", i), s) for i, s in enumerate(svc["steps"])]
-    for path, step in steps:
-        if isinstance(step, dict):
-            found += [(path + (key,), key) for key in PLANNED_STEP_KEYS if key in step]
-    return [
-        (path, f"{_dotted(path)}: '{key}' is a planned policy this version does not simulate yet")
-        for path, key in found
-    ]
 
 
 def _dotted(path: Path_) -> str:

@@ -101,7 +101,7 @@ def _service_summary(sim: Sim, svc, duration_s: float) -> dict[str, Any]:
         "retries": svc.sent[1],
         "hedges": svc.sent[2],
         "first_tries": svc.calls - svc.sent[1] - svc.sent[2],
-        "circuit_open": 0,
+        "circuit_open": svc.circuit_open,
         "cancelled": svc.cancelled,
         "wasted": svc.wasted,
         "latency_ms": _quantiles(lat, {"p50": 0.5, "p99": 0.99}),
@@ -119,7 +119,7 @@ def _step_summary(st) -> dict[str, int]:
         "hedges": st.sent[2],
         "timeouts": st.timeouts,
         "rejected": st.rejected,
-        "circuit_open": 0,
+        "circuit_open": st.circuit_open,
         "cancelled": st.cancelled,
         "wasted": st.wasted,
     }

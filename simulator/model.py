@@ -162,6 +162,16 @@ class Hedge(_Model):
         return float(self.after[1:])
 
 
+class CircuitBreaker(_Model):
+    """Per step and callee: open when more than ``failure_ratio`` of the last ``window`` calls
+    failed (errors, timeouts, rejections); reject at once for ``open_ms``; then half-open lets
+    one probe through, whose success closes it (and failure opens it again)."""
+
+    failure_ratio: Annotated[float, Field(gt=0, le=1)]
+    window: PosInt
+    open_ms: NonNegFloat
+
+
 class Step(_Model):
     """Send ``call`` (one service or a list of distinct ones) ``fanout`` times in parallel, wait
     for ``require`` answers; the whole step runs ``repeat`` times in sequence. The calling-side
@@ -175,11 +185,22 @@ class Step(_Model):
     retries: Retries | None = None
     hedge: Hedge | None = None
     cancel_losers: bool = False
+    circuit_breaker: CircuitBreaker | None = None
+    optional: bool = False
+    max_parallel: PosInt | None = None
 
     @property
     def has_policies(self) -> bool:
         """Whether a calling-side policy needs the event path (timers, cancellation)."""
-        return bool(self.timeout_ms or self.retries or self.hedge or self.cancel_losers)
+        return bool(
+            self.timeout_ms
+            or self.retries
+            or self.hedge
+            or self.cancel_losers
+            or self.circuit_breaker
+            or self.optional
+            or self.max_parallel
+        )
 
     _v_fanout = field_validator("fanout")(_check_fanout)
     _v_require = field_validator("require")(_check_require)
@@ -200,6 +221,7 @@ class Step(_Model):
 
 class Request(_Model):
     steps: Annotated[list[Step], Field(min_length=1)]
+    deadline_ms: PosFloat | None = None  # the user gets what has arrived by then
 
 
 class Service(_Model):

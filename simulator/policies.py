@@ -19,6 +19,9 @@ Semantics (documented in the README):
   to ``max``) while the slot has no answer; with ``after: pNN`` the delay is that percentile
   of the step's observed answer latencies (attempt sent to answer), and no hedge is sent until
   100 answers have been seen. Timed-out and failed attempts do not stop hedging.
+* A circuit breaker watches the outcomes of the attempts on its step's edge to one callee
+  (errors, timeouts and rejections are failures). An attempt it refuses is never sent: it
+  counts as ``circuit_open`` and is treated like a rejection (retried if retries are left).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from simpy.events import Timeout
 
-from .engine import DONE, FAILED, FIRST, HEDGE, OK, RETRY
+from .engine import DONE, FAILED, FIRST, HEDGE, OK, REJECTED, RETRY
 
 if TYPE_CHECKING:
     from .engine import Call, Flow, Sim, StepStats, Svc
@@ -39,6 +42,59 @@ BUDGET_WINDOW_MS = 10_000.0
 HEDGE_MIN_ANSWERS = 100
 HEDGE_WINDOW = 1000  # the observed percentile uses the step's last this-many answers
 HEDGE_REFRESH = 50  # ... recomputed every this-many answers
+BLOCK, PASS, PROBE = 0, 1, 2  # a breaker's verdict on an attempt
+CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
+
+
+class Breaker:
+    """A circuit breaker on one step-to-callee edge: closed -> open -> half-open -> closed."""
+
+    __slots__ = ("spec", "outcomes", "failures", "state", "until", "probing")
+
+    def __init__(self, spec):
+        self.spec = spec
+        self.outcomes: deque[bool] = deque()
+        self.failures = 0
+        self.state = CLOSED
+        self.until = 0.0
+        self.probing = False
+
+    def allow(self, now: float) -> int:
+        """BLOCK, PASS, or PROBE (the one attempt let through while half-open)."""
+        if self.state == CLOSED:
+            return PASS
+        if self.state == OPEN:
+            if now < self.until:
+                return BLOCK
+            self.state, self.probing = HALF_OPEN, False
+        if self.probing:
+            return BLOCK
+        self.probing = True
+        return PROBE
+
+    def record(self, ok: bool, now: float, probe: bool) -> None:
+        """An attempt's outcome. While half-open only the probe's counts."""
+        if self.state == HALF_OPEN:
+            if probe:
+                self._close() if ok else self._open(now)
+            return
+        if self.state == OPEN:
+            return
+        self.outcomes.append(ok)
+        self.failures += not ok
+        if len(self.outcomes) > self.spec.window:
+            self.failures -= not self.outcomes.popleft()
+        full = len(self.outcomes) == self.spec.window
+        if full and self.failures / self.spec.window > self.spec.failure_ratio:
+            self._open(now)
+
+    def _open(self, now: float) -> None:
+        self.state, self.until, self.probing = OPEN, now + self.spec.open_ms, False
+        self.outcomes.clear()
+        self.failures = 0
+
+    def _close(self) -> None:
+        self.state, self.probing = CLOSED, False
 
 
 class StepPolicy:
@@ -54,6 +110,15 @@ class StepPolicy:
         self.hedge_delay_ms: float | None = None
         if spec.hedge is not None and spec.hedge.after_ms is not None:
             self.hedge_delay_ms = spec.hedge.after_ms
+        self.breakers: dict[str, Breaker] = {}
+
+    def breaker(self, svc: Svc) -> Breaker | None:
+        """The breaker on this step's edge to ``svc`` (None without circuit_breaker)."""
+        if self.spec.circuit_breaker is None:
+            return None
+        if svc.name not in self.breakers:
+            self.breakers[svc.name] = Breaker(self.spec.circuit_breaker)
+        return self.breakers[svc.name]
 
     def slot(self, flow: Flow, svc: Svc, shard: int, fanin) -> Slot:
         """Start one logical call of this step."""
@@ -114,7 +179,8 @@ class StepPolicy:
 class Slot:
     """One logical call of a policy step: its attempts, timers and single answer."""
 
-    __slots__ = ("policy", "flow", "svc", "shard", "fanin", "live", "retries", "hedges", "done")
+    __slots__ = ("policy", "flow", "svc", "shard", "fanin", "live", "retries", "hedges", "done",
+                 "breaker", "sending")  # fmt: skip
 
     def __init__(self, policy: StepPolicy, flow: Flow, svc: Svc, shard: int, fanin):
         self.policy, self.flow, self.svc, self.shard, self.fanin = policy, flow, svc, shard, fanin
@@ -122,6 +188,8 @@ class Slot:
         self.retries = 0
         self.hedges = 0
         self.done = False
+        self.breaker = policy.breaker(svc)
+        self.sending = 0  # the breaker's verdict on the attempt being sent right now, or 0
 
     def attempt(self, kind: int) -> None:
         """Send one attempt and arm its timers."""
@@ -131,12 +199,22 @@ class Slot:
         now = sim.env.now
         if kind == FIRST:
             policy.note_first_try(now)
+        verdict = self.breaker.allow(now) if self.breaker is not None else PASS
+        if verdict == BLOCK:
+            if flow.rec:
+                self.svc.circuit_open += 1
+                policy.stats.circuit_open += 1
+            if not self.live:
+                self._retry_or_fail(REJECTED)
+            return
         inherited = flow.kind if flow.kind != FIRST else kind
         step = flow.step
         if flow.rec:
             self.svc.sent[kind] += 1
             policy.stats.sent[kind] += 1
+        self.sending = verdict
         call = sim.send(self.svc, self.shard, flow.rec, self, inherited, flow.up, True, step)
+        call.probe, self.sending = verdict == PROBE, 0
         if call.state >= DONE:
             return  # rejected at once; answer() has already dealt with it
         self.live.append(call)
@@ -162,8 +240,14 @@ class Slot:
 
     def answer(self, ok: bool, cause: int, call: Call) -> None:
         """An attempt answered (or was rejected at once)."""
-        if call in self.live:
-            self.live.remove(call)
+        live = call in self.live
+        if live or self.sending:  # not a call already given up on (timed out, lost)
+            if self.breaker is not None:
+                self.breaker.record(
+                    ok, self.policy.sim.env.now, self.sending == PROBE or call.probe
+                )
+            if live:
+                self.live.remove(call)
         if self.done:
             return
         if ok:
@@ -177,6 +261,8 @@ class Slot:
         if self.done or call not in self.live:
             return
         self.live.remove(call)
+        if self.breaker is not None:
+            self.breaker.record(False, self.policy.sim.env.now, call.probe)
         if call.rec:
             call.svc.timeouts += 1
             self.policy.stats.timeouts += 1

@@ -79,10 +79,16 @@ CASES = [
     ("empty-file", "", None, ["empty"]),
     ("comment-only-file", "# nothing here\n", None, ["empty"]),
     (
-        "planned-policy",
-        edit("fanout: 2", "fanout: 2\n      max_parallel: 5"),
+        "hedge-two-delays",
+        edit("fanout: 2", "fanout: 2\n      hedge: {after: p95, after_ms: 3}"),
         9,
-        ["max_parallel", "not simulate yet"],
+        ["request.steps.0.hedge", "not both"],
+    ),
+    (
+        "retries-negative",
+        edit("fanout: 2", "fanout: 2\n      retries: {max: -1}"),
+        9,
+        ["request.steps.0.retries.max", "-1"],
     ),
     ("bad-name", edit("name: t", "name: Bad Name"), 1, ["name"]),
     (
