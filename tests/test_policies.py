@@ -109,3 +109,65 @@ def test_percentile_hedge_waits_for_100_answers(tmp_path):
     res = run_trace(tmp_path, [i * 0.01 for i in range(99)], {"s": const(5)},
                     [{"call": "s", "hedge": {"after": "p50"}}])  # fmt: skip
     assert res.summary["services"]["s"]["hedges"] == 0
+
+
+def test_circuit_breaker_opens_rejects_then_probes(tmp_path):
+    """After the window fails, the breaker refuses at once for open_ms, then lets one probe."""
+    step = {"call": "bad", "circuit_breaker": {"failure_ratio": 0.5, "window": 4,
+                                               "open_ms": 95}}  # fmt: skip
+    times = [i * 0.01 for i in range(20)]  # a request every 10 ms, 0..190 ms
+    res = run_trace(tmp_path, times, {"bad": const(1, error_rate=1.0)}, [step])
+    s = res.summary
+    # 4 failures open it at 31 ms; it refuses until 126 ms; the probe at 130 ms fails and
+    # reopens it until 226 ms: 5 calls sent, 15 refused.
+    assert s["services"]["bad"]["calls"] == 5 and s["services"]["bad"]["circuit_open"] == 15
+    assert s["requests"]["failed"] == 5 and s["requests"]["rejected"] == 15
+    assert s["steps"]["request.steps.0"]["circuit_open"] == 15
+
+
+def test_circuit_breaker_closes_after_a_good_probe(tmp_path):
+    """A successful half-open probe closes the breaker again."""
+    services = {"flaky": {"latency": {"dist": "constant", "ms": 1}, "error_rate": 1.0}}
+    step = {"call": "flaky", "circuit_breaker": {"failure_ratio": 0.5, "window": 2,
+                                                 "open_ms": 50}}  # fmt: skip
+    res = run_trace(tmp_path, [0.0, 0.01], services, [step])
+    assert res.summary["services"]["flaky"]["calls"] == 2  # opened after two failures
+    healthy = {"flaky": const(1)}
+    res = run_trace(tmp_path, [0.0, 0.01, 0.1, 0.11], healthy, [step])
+    assert res.summary["services"]["flaky"]["circuit_open"] == 0
+
+
+def test_optional_step_failure_gives_partial(tmp_path):
+    """A failing optional step is skipped: the request goes on and ends partial."""
+    services = {"ads": const(5, error_rate=1.0), "page": const(2)}
+    steps = [{"call": "ads", "optional": True}, {"call": "page"}]
+    res = run_trace(tmp_path, [0.0], services, steps)
+    assert res.summary["requests"]["partial"] == 1
+    assert res.latencies_ms.tolist() == pytest.approx([7.0])
+    assert res.summary["throughput_rps"] == 1.0  # partial answers count as served
+
+
+def test_deadline_with_only_optional_steps_missing_is_partial(tmp_path):
+    """At the deadline the user gets what has arrived: partial if only optional steps miss."""
+    services = {"core": const(10), "extras": const(100)}
+    steps = [{"call": "core"}, {"call": "extras", "optional": True}]
+    res = run_trace(tmp_path, [0.0], services, steps, request_deadline=50)
+    assert res.summary["requests"]["partial"] == 1
+    assert res.latencies_ms.tolist() == pytest.approx([50.0])
+
+
+def test_deadline_with_a_required_step_missing_fails(tmp_path):
+    """A required step still running at the deadline fails the request at the deadline."""
+    res = run_trace(tmp_path, [0.0], {"slow": const(100)}, [{"call": "slow"}],
+                    request_deadline=50)  # fmt: skip
+    assert res.summary["requests"]["failed"] == 1
+    assert res.latencies_ms.tolist() == pytest.approx([50.0])
+    assert res.summary["services"]["slow"]["wasted"] == 1  # it ran on after the deadline
+
+
+def test_max_parallel_limits_calls_in_flight(tmp_path):
+    """max_parallel 2 sends 4 calls two at a time: twice one call's latency."""
+    res = run_trace(tmp_path, [0.0], {"shard": const(10)},
+                    [{"call": "shard", "fanout": 4, "max_parallel": 2}])  # fmt: skip
+    assert res.latencies_ms.tolist() == pytest.approx([20.0])
+    assert res.summary["services"]["shard"]["calls"] == 4

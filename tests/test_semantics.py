@@ -20,6 +20,7 @@ def run_trace(tmp_path, times_s: list[float], services: dict, steps: list, **top
     """Simulate with one request arriving at each of ``times_s``; per-request latencies (ms)."""
     trace = tmp_path / "arrivals.csv"
     trace.write_text("\n".join(str(t) for t in times_s) + "\n")
+    deadline = top.pop("request_deadline", None)
     scenario = make_scenario(
         services,
         steps,
@@ -29,6 +30,8 @@ def run_trace(tmp_path, times_s: list[float], services: dict, steps: list, **top
         duration_s=top.pop("duration_s", 1),
         **top,
     )
+    if deadline is not None:
+        scenario = scenario.with_overrides({"request.deadline_ms": deadline})
     return simulate(scenario, workers=1)
 
 
