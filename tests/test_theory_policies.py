@@ -89,3 +89,30 @@ def _integrate(f, a: float, b: float) -> float:
     from scipy import integrate
 
     return integrate.quad(f, a, b, limit=200)[0]
+
+
+def test_circuit_breaker_under_known_failure_rates():
+    """Against a dead backend an open breaker lets through one probe per open_ms + probe
+    latency; against a backend failing 10% of calls (window 20, ratio 0.5) it almost never
+    opens: P(more than 10 of 20 fail) = 7.1e-7 per call."""
+    open_ms, latency_ms, duration_s = 100.0, 2.0, 30.0
+    step = {"call": "s", "circuit_breaker": {"failure_ratio": 0.5, "window": 20,
+                                             "open_ms": open_ms}}  # fmt: skip
+    dead = {"latency": {"dist": "constant", "ms": latency_ms}, "error_rate": 1.0}
+    res = run({"s": dead}, [step], rps=1000, duration_s=duration_s, warmup_s=1, seed=29)
+    sent = res.summary["services"]["s"]["calls"]
+    # each cycle: a probe is sent at the first arrival after open_ms (Poisson, mean 1 ms later),
+    # fails after latency_ms, and reopens the breaker
+    cycle_ms = open_ms + 1.0 + latency_ms
+    expected = duration_s * 1000 / cycle_ms
+    # cycles are i.i.d.: the count's sd is about sqrt(n) * sd(cycle) / mean(cycle), sd = 1 ms
+    check("breaker on a dead backend: probes sent in 30 s", sent, expected,
+          Z * math.sqrt(expected) * 1.0 / cycle_ms + 1)  # fmt: skip
+    flaky = {"latency": {"dist": "constant", "ms": latency_ms}, "error_rate": 0.1}
+    res = run({"s": flaky}, [step], rps=1000, duration_s=10, seed=31)
+    from scipy import stats
+
+    p_open = stats.binom.sf(10, 20, 0.1)
+    assert p_open == pytest.approx(7.1e-7, rel=0.05)
+    # 10,000 calls x 7.1e-7 = 0.007 expected openings: a single one would refuse ~100 calls
+    assert res.summary["services"]["s"]["circuit_open"] == 0
