@@ -38,8 +38,9 @@ OK, PARTIAL, FAILED, REJECTED = 0, 1, 2, 3
 OUTCOMES = ("ok", "partial", "failed", "rejected")
 FIRST, RETRY, HEDGE = 0, 1, 2  # why an attempt was sent; its subtree's calls inherit it
 KINDS = ("first_tries", "retries", "hedges")
-QUEUED, RUNNING, DONE, CANCELLED = 0, 1, 2, 3  # a call's state
+QUEUED, ADMITTED, RUNNING, DONE, CANCELLED = 0, 1, 2, 3, 4  # a call's state
 _BATCH = 8192
+INF = float("inf")
 
 
 class Stream:
@@ -68,13 +69,20 @@ def _bump(counts: list[int], i: int) -> None:
 
 
 class Instance:
-    """One instance of a contended service: ``workers`` and a FIFO queue."""
+    """One instance of a contended service. ``cap`` calls are admitted at once (``workers``,
+    or an adaptive ``limit``); the rest wait in ``queue``. With both a limit and ``workers``,
+    admitted calls wait in ``inner`` for one of the ``workers``."""
 
-    __slots__ = ("busy", "queue")
+    __slots__ = ("busy", "queue", "cap", "limit", "workers", "serving", "inner")
 
-    def __init__(self) -> None:
-        self.busy = 0
+    def __init__(self, cap: float, limit=None, workers: float = float("inf")) -> None:
+        self.busy = 0  # admitted
         self.queue: deque[Call] = deque()
+        self.cap = cap
+        self.limit = limit
+        self.workers = workers
+        self.serving = 0
+        self.inner: deque[Call] = deque()
 
 
 class Svc:
@@ -88,9 +96,22 @@ class Svc:
         self.draw_u = Stream(_uniform, rng)
         self.leaf = not spec.steps
         self.workers = spec.workers
-        self.capacity = spec.workers if spec.workers is not None else float("inf")
         self.queue_limit = spec.queue_limit if spec.queue_limit is not None else float("inf")
-        self.instances = [Instance() for _ in range(spec.instances)]
+        workers = float(spec.workers) if spec.workers is not None else float("inf")
+        if spec.concurrency is not None:
+            from .limits import Limit
+
+            limit = float(spec.concurrency.initial)
+            self.instances = [
+                Instance(limit, Limit(spec.concurrency), workers) for _ in range(spec.instances)
+            ]
+        else:
+            limit = 0.0
+            self.instances = [Instance(workers) for _ in range(spec.instances)]
+        self.limited = spec.workers is not None or spec.concurrency is not None
+        self.limit_total = limit * spec.instances  # adaptive limits summed over instances
+        # utilization's denominator: the workers, or (with only a limit) the limits
+        self.fixed_cap = workers * spec.instances if spec.workers is not None else None
         self.rr = 0
         self.plan: tuple[RStep, ...] = ()
         self.segments: tuple = ()
@@ -112,6 +133,8 @@ class Svc:
         self.queued = 0
         self.busy_area = 0.0  # worker-ms
         self.queue_area = 0.0  # call-ms
+        self.cap_area = 0.0  # worker-ms available: workers (or adaptive limits) x time
+        self.limit_area = 0.0  # limit-ms: the adaptive limits x time
         self.t_last = 0.0
 
     @property
@@ -126,6 +149,8 @@ class Svc:
         if dt:
             self.busy_area += self.busy * dt
             self.queue_area += self.queued * dt
+            self.limit_area += self.limit_total * dt
+            self.cap_area += (self.fixed_cap or self.limit_total) * dt
             self.t_last = now
 
     def pick(self) -> Instance:
@@ -179,7 +204,7 @@ class Call:
 
     __slots__ = (
         "svc", "inst", "rec", "t0", "parent", "kind", "state", "flow", "up", "abandoned",
-        "event_mode", "step", "probe",
+        "event_mode", "step", "probe", "started", "deadline",
     )  # fmt: skip
 
     def __init__(self, svc, inst, rec, t0, parent, kind, up, event_mode, step):
@@ -189,6 +214,8 @@ class Call:
         self.flow: Flow | None = None
         self.abandoned = False
         self.probe = False  # a circuit breaker's half-open probe
+        self.started = 0.0  # when it took a worker
+        self.deadline = INF  # its request's deadline, inherited by its downstream steps
 
     def given_up(self) -> bool:
         """Whether this call or one of its ancestors was abandoned by its caller."""
@@ -237,22 +264,24 @@ class Flow:
     can be cancelled). ``items`` are the current step's calls or policy slots."""
 
     __slots__ = ("sim", "segments", "i", "rec", "done", "up", "kind", "event_mode", "items",
-                 "step", "cancelled", "partial")  # fmt: skip
+                 "step", "cancelled", "partial", "deadline")  # fmt: skip
 
-    def __init__(self, sim, segments, rec, done, up=None, kind=FIRST, event_mode=False):
+    def __init__(self, sim, segments, rec, done, up=None, kind=FIRST, event_mode=False,
+                 deadline=INF):  # fmt: skip
         self.sim, self.segments, self.i, self.rec, self.done = sim, segments, 0, rec, done
         self.up, self.kind, self.event_mode = up, kind, event_mode
         self.items: list = []
         self.step: RStep | None = None
         self.cancelled = False
         self.partial = False  # an optional step went missing
+        self.deadline = deadline  # the request's deadline (ms): no step waits past it
 
     def advance(self, _event=None) -> None:
         if self.cancelled:
             return
         segments, sim = self.segments, self.sim
         if self.i == len(segments):
-            self.done(True, OK)
+            self._finish(True, OK)
             return
         free, steps = segments[self.i]
         self.i += 1
@@ -274,6 +303,14 @@ class Flow:
             fanin = FanIn(step.k, step.n - step.k, self)
         for svc, shard in targets:
             self.launch(svc, shard, fanin)
+        if self.deadline < INF and not self.cancelled:
+            ev = Timeout(sim.env, max(0.0, self.deadline - sim.env.now), self.i)
+            ev.callbacks.append(self._past_deadline)
+
+    def _past_deadline(self, event) -> None:
+        """The request's deadline: stop waiting for this step (if it is still the current one)."""
+        if not self.cancelled and self.i == event._value:
+            self.step_done(False, FAILED)
 
     def launch(self, svc: Svc, shard: int, fanin) -> None:
         """Send one of the current step's calls."""
@@ -286,12 +323,18 @@ class Flow:
             ev = Timeout(sim.env, d, ok)
             ev.callbacks.append(lambda e, f=fanin: f.answer(e._value, FAILED))
         else:
-            call = sim.send(svc, shard, self.rec, fanin, self.kind, self.up, self.event_mode, step)
+            call = sim.send(svc, shard, self.rec, fanin, self.kind, self.up, self.event_mode, step,
+                            self.deadline)  # fmt: skip
             self.items.append(call)
 
     def _fail(self, _event) -> None:
+        self._finish(False, FAILED)
+
+    def _finish(self, ok: bool, cause: int) -> None:
+        """End the flow once: later answers, timers and deadlines find it closed."""
         if not self.cancelled:
-            self.done(False, FAILED)
+            self.cancelled = True
+            self.done(ok, cause)
 
     def answer(self, ok: bool, cause: int, _who=None) -> None:
         """The answer of a one-call step (no fan-in to count)."""
@@ -313,7 +356,7 @@ class Flow:
             self.partial = True  # carry on without it
             self.advance()
         else:
-            self.done(False, cause)
+            self._finish(False, cause)
 
     def cancel(self, cancel_calls: bool = True) -> None:
         """Stop: no further step starts; the current step's calls are cancelled (or, with
@@ -337,7 +380,9 @@ class Request:
 
     def __init__(self, sim: Sim, t0: float, rec: bool, segments: tuple, event_mode: bool):
         self.sim, self.t0, self.finished = sim, t0, False
-        self.flow = Flow(sim, segments, rec, self.done, event_mode=event_mode)
+        deadline_ms = sim.scenario.request.deadline_ms
+        deadline = t0 + deadline_ms if deadline_ms is not None else INF
+        self.flow = Flow(sim, segments, rec, self.done, event_mode=event_mode, deadline=deadline)
 
     def done(self, ok: bool, cause: int) -> None:
         if self.finished:
@@ -416,8 +461,14 @@ class Sim:
 
     def _is_free(self, name: str) -> bool:
         spec = self.scenario.services[name]
-        return spec.workers is None and all(
-            not step.has_policies and self._is_free(c) for step in spec.steps for c in step.callees
+        return (
+            spec.workers is None
+            and spec.concurrency is None
+            and all(
+                not step.has_policies and self._is_free(c)
+                for step in spec.steps
+                for c in step.callees
+            )
         )
 
     def _compile(self, steps: list[Step], owner: str) -> tuple[RStep, ...]:
@@ -482,13 +533,15 @@ class Sim:
 
     # ---- event path: FIFO worker pools, callbacks on timeouts ------------------------------
 
-    def send(self, svc, shard, rec, parent, kind=FIRST, up=None, event_mode=False, step=None):
+    def send(self, svc, shard, rec, parent, kind=FIRST, up=None, event_mode=False, step=None,
+             deadline=INF):  # fmt: skip
         """A call arrives at a service: start, queue, or reject it. Returns the Call; a
         rejection is answered to ``parent`` before this returns."""
         inst = svc.instances[shard] if shard >= 0 else svc.pick()
         now = self.env.now
         call = Call(svc, inst, rec, now, parent, kind, up, event_mode, step)
-        if inst.busy < svc.capacity:
+        call.deadline = deadline
+        if inst.busy < inst.cap:
             self._start(call)
         elif len(inst.queue) < svc.queue_limit:
             svc.account(now)
@@ -504,10 +557,24 @@ class Sim:
         return call
 
     def _start(self, call: Call) -> None:
+        """Admit a call: serve it, or (limit in front of workers) queue it for a worker."""
+        inst, now = call.inst, self.env.now
+        inst.busy += 1
+        call.started = now
+        if inst.serving < inst.workers:
+            self._serve(call)
+        else:
+            call.svc.account(now)
+            call.svc.queued += 1
+            call.state = ADMITTED
+            inst.inner.append(call)
+
+    def _serve(self, call: Call) -> None:
+        """A worker takes the call: its own latency, then its downstream steps."""
         svc, now = call.svc, self.env.now
         svc.account(now)
         svc.busy += 1
-        call.inst.busy += 1
+        call.inst.serving += 1
         call.state = RUNNING
         try:
             svc.started_per_s[int(now * 0.001)] += 1
@@ -527,7 +594,7 @@ class Sim:
         else:
             segments = svc.event_segments if call.event_mode else svc.segments
             flow = Flow(self, segments, call.rec, lambda ok, cause: self._end(call, ok, cause),
-                        call, call.kind, call.event_mode)  # fmt: skip
+                        call, call.kind, call.event_mode, call.deadline)  # fmt: skip
             call.flow = flow
             ev = Timeout(self.env, d)
             ev.callbacks.append(flow.advance)
@@ -538,13 +605,26 @@ class Sim:
     def _failed(self, event) -> None:
         self._end(event._value, False, FAILED)
 
-    def _release(self, call: Call) -> None:
-        """Free the call's worker; the next queued call takes it."""
-        svc, inst = call.svc, call.inst
-        svc.account(self.env.now)
+    def _release(self, call: Call, dropped: bool = False) -> None:
+        """Free the call's worker (an adaptive limit learns from the call); queued calls take
+        the free places."""
+        svc, inst, now = call.svc, call.inst, self.env.now
+        svc.account(now)
+        if call.state == RUNNING:  # it held a worker: the next admitted call takes it
+            inst.serving -= 1
+            svc.busy -= 1
+            if inst.inner:
+                svc.queued -= 1
+                self._serve(inst.inner.popleft())
+        else:  # admitted, still waiting for a worker
+            inst.inner.remove(call)
+            svc.queued -= 1
         inst.busy -= 1
-        svc.busy -= 1
-        if inst.queue:
+        if inst.limit is not None:
+            old = inst.cap
+            inst.cap = inst.limit.update(now - call.started, dropped, inst.busy + 1)
+            svc.limit_total += inst.cap - old
+        while inst.queue and inst.busy < inst.cap:
             svc.queued -= 1
             self._start(inst.queue.popleft())
 
@@ -574,8 +654,8 @@ class Sim:
             call.svc.account(self.env.now)
             call.inst.queue.remove(call)
             call.svc.queued -= 1
-        elif call.state == RUNNING:
-            self._release(call)
+        elif call.state in (ADMITTED, RUNNING):
+            self._release(call, dropped=True)
             if call.flow is not None:
                 call.flow.cancel()
         else:
@@ -590,7 +670,7 @@ class Sim:
         """The caller no longer waits for ``item`` (a Call or a policy slot): cancel it, or
         let it run on, abandoned (its work is then wasted)."""
         if isinstance(item, Call):
-            if item.state in (QUEUED, RUNNING):
+            if item.state in (QUEUED, ADMITTED, RUNNING):
                 if cancel:
                     self.cancel(item)
                 else:
@@ -630,7 +710,9 @@ class Sim:
         now = self.env.now
         for svc in self.contended:
             svc.account(now)
-        self.snapshots.append((now, [(s.busy_area, s.queue_area) for s in self.contended]))
+        self.snapshots.append(
+            (now, [(s.busy_area, s.queue_area, s.cap_area, s.limit_area) for s in self.contended])
+        )
         after = now >= self.end_ms and not self.outstanding
         if not (after and not any(s.busy or s.queued for s in self.contended)):
             nxt = Timeout(self.env, 1000.0)
@@ -658,7 +740,9 @@ class Sim:
         now = self.env.now
         for svc in self.contended:
             svc.account(now)
-        self.edges.append([(s.busy_area, s.queue_area) for s in self.contended])
+        self.edges.append(
+            [(s.busy_area, s.queue_area, s.cap_area, s.limit_area) for s in self.contended]
+        )
 
 
 def _fan_in(answers: list[tuple[float, bool]], k: int, n: int) -> tuple[float, bool]:

@@ -86,12 +86,15 @@ def summarize(sim: Sim, seed: int) -> tuple[dict[str, Any], np.ndarray, dict[str
 
 def _service_summary(sim: Sim, svc, duration_s: float) -> dict[str, Any]:
     lat = np.frombuffer(svc.latency_ms, dtype=np.float32)
-    utilization = None
-    if svc.workers is not None and len(sim.edges) == 2:
+    utilization = limit = None
+    if svc.limited and len(sim.edges) == 2:
         i = sim.contended.index(svc)
         busy_ms = sim.edges[1][i][0] - sim.edges[0][i][0]
-        utilization = busy_ms / (duration_s * 1000.0 * svc.workers * len(svc.instances))
-    return {
+        cap_ms = sim.edges[1][i][2] - sim.edges[0][i][2]
+        utilization = busy_ms / cap_ms  # time-averaged busy / time-averaged workers (limit)
+        limit_ms = sim.edges[1][i][3] - sim.edges[0][i][3]
+        limit = limit_ms / (duration_s * 1000.0 * len(svc.instances))
+    out = {
         "calls": svc.calls,
         "calls_per_sec": svc.calls / duration_s,
         "utilization": utilization,
@@ -109,6 +112,9 @@ def _service_summary(sim: Sim, svc, duration_s: float) -> dict[str, Any]:
         "workers": svc.workers,
         "instances": len(svc.instances),
     }
+    if svc.spec.concurrency is not None:
+        out["concurrency_limit"] = limit  # the adaptive limit per instance, window average
+    return out
 
 
 def _step_summary(st) -> dict[str, int]:
@@ -156,15 +162,19 @@ def _timeseries(
     }
     snaps = sim.snapshots
     for i, svc in enumerate(sim.contended):
-        busy = np.array([a[i][0] for _, a in snaps])
-        queued = np.array([a[i][1] for _, a in snaps])
-        util, queue = np.full(n, np.nan), np.full(n, np.nan)
+        if not svc.limited:
+            continue  # unlimited workers, on the event path only for its policies
+        busy, queued, cap, limits = (np.array([a[i][j] for _, a in snaps]) for j in range(4))
+        util, queue, limit = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
         m = min(n, len(snaps) - 1)
         if m > 0:
-            util[:m] = np.diff(busy)[:m] / (1000.0 * svc.workers * len(svc.instances))
+            util[:m] = np.diff(busy)[:m] / np.diff(cap)[:m]
             queue[:m] = np.diff(queued)[:m] / 1000.0
+            limit[:m] = np.diff(limits)[:m] / 1000.0
         table[f"queue_{svc.name}"] = queue
         table[f"util_{svc.name}"] = util
+        if svc.spec.concurrency is not None:
+            table[f"limit_{svc.name}"] = limit  # adaptive limit summed over instances
     return table
 
 

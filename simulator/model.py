@@ -224,6 +224,29 @@ class Request(_Model):
     deadline_ms: PosFloat | None = None  # the user gets what has arrived by then
 
 
+class Concurrency(_Model):
+    """An adaptive concurrency limit per instance, in place of a fixed ``workers``
+    (see :mod:`simulator.limits`)."""
+
+    algorithm: Literal["aimd", "gradient"]
+    initial: PosInt = 20
+    min: PosInt = 1
+    max: PosInt = 1000
+    backoff_ratio: Annotated[float, Field(gt=0, lt=1)] = 0.9  # aimd
+    latency_target_ms: PosFloat = 1000.0  # aimd: a slower call counts as dropped
+    smoothing: Annotated[float, Field(gt=0, le=1)] = 0.2  # gradient
+    queue_size: NonNegFloat = 4.0  # gradient: head-room added to the limit
+    long_window: PosInt = 600  # gradient: calls in the long-term RTT average
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Concurrency:
+        if not self.min <= self.initial <= self.max:
+            raise ValueError(
+                f"need min <= initial <= max, got {self.min}, {self.initial}, {self.max}"
+            )
+        return self
+
+
 class Service(_Model):
     latency: Latency
     workers: PosInt | None = None
@@ -232,12 +255,13 @@ class Service(_Model):
     balancer: Literal["round_robin", "random", "least_outstanding", "p2c"] = "round_robin"
     error_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
     steps: list[Step] = Field(default_factory=list)
+    concurrency: Concurrency | None = None  # an adaptive limit instead of fixed workers
 
     @model_validator(mode="after")
     def _queue_needs_workers(self) -> Service:
-        if self.queue_limit is not None and self.workers is None:
+        if self.queue_limit is not None and self.workers is None and self.concurrency is None:
             raise ValueError(
-                "queue_limit needs workers (with unlimited workers nothing ever waits)"
+                "queue_limit needs workers or concurrency (with no limit nothing ever waits)"
             )
         return self
 

@@ -213,7 +213,9 @@ class Slot:
             self.svc.sent[kind] += 1
             policy.stats.sent[kind] += 1
         self.sending = verdict
-        call = sim.send(self.svc, self.shard, flow.rec, self, inherited, flow.up, True, step)
+        call = sim.send(
+            self.svc, self.shard, flow.rec, self, inherited, flow.up, True, step, flow.deadline
+        )
         call.probe, self.sending = verdict == PROBE, 0
         if call.state >= DONE:
             return  # rejected at once; answer() has already dealt with it

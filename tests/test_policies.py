@@ -171,3 +171,16 @@ def test_max_parallel_limits_calls_in_flight(tmp_path):
                     [{"call": "shard", "fanout": 4, "max_parallel": 2}])  # fmt: skip
     assert res.latencies_ms.tolist() == pytest.approx([20.0])
     assert res.summary["services"]["shard"]["calls"] == 4
+
+
+def test_no_call_waits_past_the_request_deadline(tmp_path):
+    """A service's own downstream step stops waiting at the request's deadline: the service
+    answers then (and frees its worker) instead of waiting for its slow callee."""
+    services = {"front": const(5, workers=1, steps=[{"call": "db"}]), "db": const(100)}
+    res = run_trace(tmp_path, [0.0, 0.060], services, [{"call": "front"}],
+                    request_deadline=50)  # fmt: skip
+    # request 2 (at 60 ms) finds front's worker free: front gave up on db at 50 ms
+    front = res.summary["services"]["front"]
+    assert front["latency_ms"]["p99"] == pytest.approx(50.0, abs=0.1)
+    assert res.summary["requests"]["failed"] == 2
+    assert res.latencies_ms.tolist() == pytest.approx([50.0, 50.0])
