@@ -109,6 +109,7 @@ class Svc:
             limit = 0.0
             self.instances = [Instance(workers) for _ in range(spec.instances)]
         self.limited = spec.workers is not None or spec.concurrency is not None
+        self.adaptive = spec.concurrency is not None
         self.limit_total = limit * spec.instances  # adaptive limits summed over instances
         # utilization's denominator: the workers, or (with only a limit) the limits
         self.fixed_cap = workers * spec.instances if spec.workers is not None else None
@@ -133,7 +134,6 @@ class Svc:
         self.queued = 0
         self.busy_area = 0.0  # worker-ms
         self.queue_area = 0.0  # call-ms
-        self.cap_area = 0.0  # worker-ms available: workers (or adaptive limits) x time
         self.limit_area = 0.0  # limit-ms: the adaptive limits x time
         self.t_last = 0.0
 
@@ -149,9 +149,16 @@ class Svc:
         if dt:
             self.busy_area += self.busy * dt
             self.queue_area += self.queued * dt
-            self.limit_area += self.limit_total * dt
-            self.cap_area += (self.fixed_cap or self.limit_total) * dt
+            if self.adaptive:  # integrate the moving limits (fixed capacity: see areas())
+                self.limit_area += self.limit_total * dt
             self.t_last = now
+
+    def areas(self, now: float) -> tuple[float, float, float, float]:
+        """Busy, queue, capacity (workers, or with only an adaptive limit the limits) and limit
+        areas up to ``now``, in unit-ms."""
+        self.account(now)
+        cap = self.fixed_cap * now if self.fixed_cap is not None else self.limit_area
+        return self.busy_area, self.queue_area, cap, self.limit_area
 
     def pick(self) -> Instance:
         """The balancer: which instance takes the next call."""
@@ -378,11 +385,12 @@ class Request:
 
     __slots__ = ("sim", "t0", "flow", "finished")
 
-    def __init__(self, sim: Sim, t0: float, rec: bool, segments: tuple, event_mode: bool):
+    def __init__(self, sim: Sim, t0: float, rec: bool, segments: tuple, deadline_ms):
         self.sim, self.t0, self.finished = sim, t0, False
-        deadline_ms = sim.scenario.request.deadline_ms
-        deadline = t0 + deadline_ms if deadline_ms is not None else INF
-        self.flow = Flow(sim, segments, rec, self.done, event_mode=event_mode, deadline=deadline)
+        if deadline_ms is None:
+            self.flow = Flow(sim, segments, rec, self.done)
+        else:  # every call on the event path, so that the deadline can stop it
+            self.flow = Flow(sim, segments, rec, self.done, None, FIRST, True, t0 + deadline_ms)
 
     def done(self, ok: bool, cause: int) -> None:
         if self.finished:
@@ -445,6 +453,7 @@ class Sim:
             svc.plan = self._compile(svc.spec.steps, f"services.{svc.name}")
             svc.segments = _segments(svc.plan)
             svc.event_segments = tuple((False, step) for step in svc.plan)
+        self.deadline_ms = scenario.request.deadline_ms
         if scenario.request.deadline_ms is None:
             self.segments = _segments(self.plan)
         else:  # every call on the event path, so that the deadline can stop it
@@ -693,8 +702,8 @@ class Sim:
             self._record(t0, d, OK if ok else FAILED)
             return
         self.outstanding += 1
-        deadline = self.scenario.request.deadline_ms
-        request = Request(self, t0, rec, self.segments, deadline is not None)
+        deadline = self.deadline_ms
+        request = Request(self, t0, rec, self.segments, deadline)
         if deadline is not None:
             ev = Timeout(self.env, deadline)
             ev.callbacks.append(request.deadline)
@@ -708,11 +717,7 @@ class Sim:
     def _sample_queues(self, event) -> None:
         """Snapshot busy and queue areas of contended services (each second and window edge)."""
         now = self.env.now
-        for svc in self.contended:
-            svc.account(now)
-        self.snapshots.append(
-            (now, [(s.busy_area, s.queue_area, s.cap_area, s.limit_area) for s in self.contended])
-        )
+        self.snapshots.append((now, [s.areas(now) for s in self.contended]))
         after = now >= self.end_ms and not self.outstanding
         if not (after and not any(s.busy or s.queued for s in self.contended)):
             nxt = Timeout(self.env, 1000.0)
@@ -738,11 +743,7 @@ class Sim:
 
     def _window_edge(self, event) -> None:
         now = self.env.now
-        for svc in self.contended:
-            svc.account(now)
-        self.edges.append(
-            [(s.busy_area, s.queue_area, s.cap_area, s.limit_area) for s in self.contended]
-        )
+        self.edges.append([s.areas(now) for s in self.contended])
 
 
 def _fan_in(answers: list[tuple[float, bool]], k: int, n: int) -> tuple[float, bool]:
