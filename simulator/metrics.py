@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from .engine import FAILED, OUTCOMES, REJECTED, Sim
+from .engine import Sim
+from .flows import FAILED, OUTCOMES, REJECTED
 from .topology import nominal_amplification
 
 PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "p999": 0.999}

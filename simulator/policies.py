@@ -32,11 +32,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 from simpy.events import Timeout
 
-from .engine import DONE, FAILED, FIRST, HEDGE, OK, REJECTED, RETRY
+from .flows import DONE, FAILED, FIRST, HEDGE, OK, REJECTED, RETRY
 
 if TYPE_CHECKING:
-    from .engine import Call, Flow, Sim, StepStats, Svc
+    from .engine import Sim
+    from .flows import Call, Flow, StepStats
     from .model import Step
+    from .services import Svc
 
 BUDGET_WINDOW_MS = 10_000.0
 HEDGE_MIN_ANSWERS = 100

@@ -1,0 +1,284 @@
+"""How calls flow: a call in flight, a step's fan-in, a flow of steps, a user request.
+
+A :class:`Flow` runs a plan of steps on the event path; each step sends its calls (through
+``Sim.send``, or a policy :class:`~simulator.policies.Slot`) and a :class:`FanIn` counts their
+answers until ``require`` is met or cannot be. Calls the flow stops waiting for are cancelled
+or abandoned (``Sim.drop``). A :class:`Request` owns the top flow, its deadline and its one
+outcome.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from simpy.events import Timeout
+
+from .model import Step
+
+if TYPE_CHECKING:
+    from .engine import Sim
+    from .services import Svc
+
+OK, PARTIAL, FAILED, REJECTED = 0, 1, 2, 3
+OUTCOMES = ("ok", "partial", "failed", "rejected")
+FIRST, RETRY, HEDGE = 0, 1, 2  # why an attempt was sent; its subtree's calls inherit it
+KINDS = ("first_tries", "retries", "hedges")
+QUEUED, ADMITTED, RUNNING, DONE, CANCELLED = 0, 1, 2, 3, 4  # a call's state
+INF = float("inf")
+
+
+class StepStats:
+    """Window counters of one step of the scenario (its repeats share them)."""
+
+    __slots__ = ("policy", "sent", "timeouts", "rejected", "circuit_open", "cancelled", "wasted")
+
+    def __init__(self, policy: bool) -> None:
+        self.policy = policy  # counted only for steps with calling-side policies
+        self.sent = [0, 0, 0]  # attempts by kind: first tries, retries, hedges
+        self.timeouts = self.rejected = self.circuit_open = self.cancelled = self.wasted = 0
+
+
+@dataclass(frozen=True)
+class RStep:
+    """A compiled step: the services it calls (one entry per call), fan-in ``k`` of ``n``."""
+
+    targets: tuple[tuple[Svc, int], ...]  # (service, shard index or -1 for the balancer)
+    n: int
+    k: int
+    free: bool
+    spec: Step
+    name: str  # "request.steps.0", "services.api.steps.1"
+    stats: StepStats
+    policy: Any = None  # the step's shared policy state (policies.StepPolicy), if any
+
+
+class Call:
+    """One attempt in flight to a service on the event path."""
+
+    __slots__ = (
+        "svc", "inst", "rec", "t0", "parent", "kind", "state", "flow", "up", "abandoned",
+        "event_mode", "step", "probe", "started", "deadline",
+    )  # fmt: skip
+
+    def __init__(self, svc, inst, rec, t0, parent, kind, up, event_mode, step):
+        self.svc, self.inst, self.rec, self.t0, self.parent = svc, inst, rec, t0, parent
+        self.kind, self.up, self.event_mode, self.step = kind, up, event_mode, step
+        self.state = QUEUED
+        self.flow: Flow | None = None
+        self.abandoned = False
+        self.probe = False  # a circuit breaker's half-open probe
+        self.started = 0.0  # when it took a worker
+        self.deadline = INF  # its request's deadline, inherited by its downstream steps
+
+    def given_up(self) -> bool:
+        """Whether this call or one of its ancestors was abandoned by its caller."""
+        call = self
+        while call is not None:
+            if call.abandoned:
+                return True
+            call = call.up
+        return False
+
+
+class FanIn:
+    """Counts a step's answers; tells its flow once ``require`` is met or cannot be. With
+    ``max_parallel``, ``backlog`` holds the calls not yet sent: each answer sends the next."""
+
+    __slots__ = ("need", "spare", "flow", "backlog")
+
+    def __init__(self, need: int, spare: int, flow: Flow, backlog=None):
+        self.need, self.spare, self.flow, self.backlog = need, spare, flow, backlog
+
+    def answer(self, ok: bool, cause: int, _who=None) -> None:
+        if self.flow is None:
+            return  # decided already; late answers only count in their service's stats
+        if self.backlog:
+            svc, shard = self.backlog.popleft()
+            self.flow.launch(svc, shard, self)
+            if self.flow is None:
+                return  # the launched call was rejected at once and decided the step
+        if ok:
+            self.need -= 1
+            if self.need == 0:
+                flow, self.flow = self.flow, None
+                flow.step_done(True, OK)
+        else:
+            self.spare -= 1
+            if self.spare < 0:
+                flow, self.flow = self.flow, None
+                flow.step_done(False, cause)
+
+
+class Flow:
+    """Runs a plan of steps on the event path; calls ``done(ok, cause)`` at its end.
+
+    ``up`` is the call whose downstream steps these are (None for a request), ``kind`` what
+    its calls inherit, ``event_mode`` whether every call goes on the event path (so that it
+    can be cancelled). ``items`` are the current step's calls or policy slots."""
+
+    __slots__ = ("sim", "segments", "i", "rec", "done", "up", "kind", "event_mode", "items",
+                 "step", "cancelled", "partial", "deadline")  # fmt: skip
+
+    def __init__(self, sim, segments, rec, done, up=None, kind=FIRST, event_mode=False,
+                 deadline=INF):  # fmt: skip
+        self.sim, self.segments, self.i, self.rec, self.done = sim, segments, 0, rec, done
+        self.up, self.kind, self.event_mode = up, kind, event_mode
+        self.items: list = []
+        self.step: RStep | None = None
+        self.cancelled = False
+        self.partial = False  # an optional step went missing
+        self.deadline = deadline  # the request's deadline (ms): no step waits past it
+
+    def advance(self, _event=None) -> None:
+        if self.cancelled:
+            return
+        segments, sim = self.segments, self.sim
+        if self.i == len(segments):
+            self._finish(True, OK)
+            return
+        free, steps = segments[self.i]
+        self.i += 1
+        if free:  # contention-free steps in a row: one timeout for all of them
+            d, ok = sim.run_free(steps, sim.env.now, self.rec)
+            ev = Timeout(sim.env, d)
+            ev.callbacks.append(self.advance if ok else self._fail)
+            return
+        step = self.step = steps
+        self.items = []
+        targets = step.targets
+        if step.n == 1 and step.policy is None and not targets[0][0].free:
+            # the common case, inlined: one plain call to a contended service
+            svc, shard = targets[0]
+            self.items.append(sim.send(svc, shard, self.rec, self, self.kind, self.up,
+                                       self.event_mode, step, self.deadline))  # fmt: skip
+            if self.deadline < INF and not self.cancelled:
+                ev = Timeout(sim.env, max(0.0, self.deadline - sim.env.now), self.i)
+                ev.callbacks.append(self._past_deadline)
+            return
+        limit = step.spec.max_parallel
+        if step.n == 1:
+            fanin = self
+        elif limit and limit < step.n:
+            fanin = FanIn(step.k, step.n - step.k, self, deque(targets[limit:]))
+            targets = targets[:limit]
+        else:
+            fanin = FanIn(step.k, step.n - step.k, self)
+        for svc, shard in targets:
+            self.launch(svc, shard, fanin)
+        if self.deadline < INF and not self.cancelled:
+            ev = Timeout(sim.env, max(0.0, self.deadline - sim.env.now), self.i)
+            ev.callbacks.append(self._past_deadline)
+
+    def _past_deadline(self, event) -> None:
+        """The request's deadline: stop waiting for this step (if it is still the current one)."""
+        if not self.cancelled and self.i == event._value:
+            self.step_done(False, FAILED)
+
+    def launch(self, svc: Svc, shard: int, fanin) -> None:
+        """Send one of the current step's calls."""
+        sim, step = self.sim, self.step
+        assert step is not None
+        if step.policy is not None:
+            self.items.append(step.policy.slot(self, svc, shard, fanin))
+        elif svc.free and not self.event_mode:
+            d, ok = sim.free_call(svc, sim.env.now, self.rec)
+            ev = Timeout(sim.env, d, ok)
+            ev.callbacks.append(lambda e, f=fanin: f.answer(e._value, FAILED))
+        else:
+            call = sim.send(svc, shard, self.rec, fanin, self.kind, self.up, self.event_mode, step,
+                            self.deadline)  # fmt: skip
+            self.items.append(call)
+
+    def _fail(self, _event) -> None:
+        self._finish(False, FAILED)
+
+    def _finish(self, ok: bool, cause: int) -> None:
+        """End the flow once: later answers, timers and deadlines find it closed."""
+        if not self.cancelled:
+            self.cancelled = True
+            self.done(ok, cause)
+
+    def answer(self, ok: bool, cause: int, _who=None) -> None:
+        """The answer of a one-call step (no fan-in to count)."""
+        self.step_done(ok, cause)
+
+    def step_done(self, ok: bool, cause: int) -> None:
+        """The current step is decided: drop its other calls, then go on or fail."""
+        if self.cancelled:
+            return
+        step, items = self.step, self.items
+        self.items = []
+        if len(items) > 1 or (items and not ok):
+            cancel = step is not None and step.spec.cancel_losers
+            for item in items:
+                self.sim.drop(item, cancel)
+        if ok:
+            self.advance()
+        elif step is not None and step.spec.optional:
+            self.partial = True  # carry on without it
+            self.advance()
+        else:
+            self._finish(False, cause)
+
+    def cancel(self, cancel_calls: bool = True) -> None:
+        """Stop: no further step starts; the current step's calls are cancelled (or, with
+        ``cancel_calls`` False, abandoned to run on)."""
+        self.cancelled = True
+        items, self.items = self.items, []
+        for item in items:
+            self.sim.drop(item, cancel_calls)
+
+    def only_optional_left(self) -> bool:
+        """Whether the current step and every later one are optional (in event mode)."""
+        steps = [self.step] if self.step is not None else []
+        steps += [step for _free, step in self.segments[self.i :]]
+        return all(step.spec.optional for step in steps)
+
+
+class Request:
+    """A user request: its flow of steps, its deadline, and its one outcome."""
+
+    __slots__ = ("sim", "t0", "flow", "finished")
+
+    def __init__(self, sim: Sim, t0: float, rec: bool, segments: tuple, deadline_ms):
+        self.sim, self.t0, self.finished = sim, t0, False
+        if deadline_ms is None:
+            self.flow = Flow(sim, segments, rec, self.done)
+        else:  # every call on the event path, so that the deadline can stop it
+            self.flow = Flow(sim, segments, rec, self.done, None, FIRST, True, t0 + deadline_ms)
+
+    def done(self, ok: bool, cause: int) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        sim = self.sim
+        sim.outstanding -= 1
+        outcome = (PARTIAL if self.flow.partial else OK) if ok else cause
+        sim._record(self.t0, sim.env.now - self.t0, outcome)
+
+    def deadline(self, _event) -> None:
+        """The deadline: the user gets what has arrived. Missing only optional steps is a
+        partial answer; a missing required step fails the request."""
+        if self.finished:
+            return
+        flow = self.flow
+        ok = flow.only_optional_left()
+        flow.partial = True
+        step = flow.step
+        flow.cancel(cancel_calls=step is not None and step.spec.cancel_losers)
+        self.done(ok, FAILED)
+
+
+def _segments(plan: tuple[RStep, ...]) -> tuple:
+    """Group a plan into (True, free steps) runs and (False, contended step) items."""
+    out: list = []
+    for step in plan:
+        if step.free and out and out[-1][0]:
+            out[-1] = (True, out[-1][1] + (step,))
+        elif step.free:
+            out.append((True, (step,)))
+        else:
+            out.append((False, step))
+    return tuple(out)
