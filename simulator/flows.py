@@ -119,7 +119,7 @@ class Flow:
     can be cancelled). ``items`` are the current step's calls or policy slots."""
 
     __slots__ = ("sim", "segments", "i", "rec", "done", "up", "kind", "event_mode", "items",
-                 "step", "cancelled", "partial", "deadline")  # fmt: skip
+                 "step", "cancelled", "partial", "deadline", "sending", "decided")  # fmt: skip
 
     def __init__(self, sim, segments, rec, done, up=None, kind=FIRST, event_mode=False,
                  deadline=INF):  # fmt: skip
@@ -130,6 +130,8 @@ class Flow:
         self.cancelled = False
         self.partial = False  # an optional step went missing
         self.deadline = deadline  # the request's deadline (ms): no step waits past it
+        self.sending = False  # launching the current step's calls (they all leave together)
+        self.decided: tuple[bool, int] | None = None  # a decision that came while sending
 
     def advance(self, _event=None) -> None:
         if self.cancelled:
@@ -165,8 +167,14 @@ class Flow:
             targets = targets[:limit]
         else:
             fanin = FanIn(step.k, step.n - step.k, self)
+        self.sending = True
         for svc, shard in targets:
             self.launch(svc, shard, fanin)
+        self.sending = False
+        if self.decided is not None:  # decided while sending (a call refused at once)
+            decided, self.decided = self.decided, None
+            self.step_done(*decided)
+            return
         if self.deadline < INF and not self.cancelled:
             ev = Timeout(sim.env, max(0.0, self.deadline - sim.env.now), self.i)
             ev.callbacks.append(self._past_deadline)
@@ -207,6 +215,9 @@ class Flow:
     def step_done(self, ok: bool, cause: int) -> None:
         """The current step is decided: drop its other calls, then go on or fail."""
         if self.cancelled:
+            return
+        if self.sending:
+            self.decided = (ok, cause)  # act once every call of the step has been sent
             return
         step, items = self.step, self.items
         self.items = []

@@ -184,3 +184,17 @@ def test_no_call_waits_past_the_request_deadline(tmp_path):
     assert front["latency_ms"]["p99"] == pytest.approx(50.0, abs=0.1)
     assert res.summary["requests"]["failed"] == 2
     assert res.latencies_ms.tolist() == pytest.approx([50.0, 50.0])
+
+
+def test_a_step_decided_while_sending_still_sends_all_its_calls(tmp_path):
+    """A rejection at once decides an optional step mid-send; its other calls still go out
+    (parallel calls leave together) and the next step starts only after them."""
+    services = {"full": const(10, workers=1, queue_limit=0), "next": const(3)}
+    steps = [{"call": "full", "fanout": 3, "optional": True}, {"call": "next"}]
+    res = run_trace(tmp_path, [0.0], services, steps)
+    s = res.summary
+    assert s["services"]["full"]["calls"] == 3 and s["services"]["full"]["rejected"] == 2
+    assert s["services"]["next"]["calls"] == 1
+    assert s["requests"]["partial"] == 1
+    assert res.latencies_ms.tolist() == pytest.approx([3.0])
+    assert s["services"]["full"]["wasted"] == 1  # the one accepted call ran for nobody
