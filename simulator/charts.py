@@ -319,7 +319,8 @@ def _chart_latency_over_time(data: ReportData) -> Chart:
 def _chart_throughput_over_time(data: ReportData) -> Chart:
     filename, title = "throughput_over_time.png", "Throughput over time"
     caption = (
-        "Top: requests arriving and completing per simulated second. Bottom: backend "
+        "Top: requests arriving, completing (any outcome) and answered ok or partial "
+        "(goodput) per simulated second. Bottom: backend "
         "operations (calls to services with no downstream steps) per second: the load the "
         "fan-out puts on the leaves. Dashed: offered load and what the topology implies."
     ) + data.timeseries_note
@@ -330,6 +331,8 @@ def _chart_throughput_over_time(data: ReportData) -> Chart:
     # Arrivals wide and pale underneath, so completions on top of them stay visible.
     _step(top, t, data.column("arrivals"), color="0.72", lw=2.8, label="arrivals/s")
     _step(top, t, data.column("completions"), color=_P50_COLOR, lw=1.3, label="completions/s")
+    if "goodput" in data.timeseries:  # answered ok or partial: what the users actually got
+        _step(top, t, data.column("goodput"), color="tab:green", lw=1.3, label="goodput/s")
     _step(bottom, t, data.column("ops"), color="tab:purple", lw=1.3, label="backend ops/s")
     offered = _dig(data.summary, "offered_rps")
     nominal = _dig(data.summary, "amplification.nominal_ops_per_request")

@@ -160,6 +160,7 @@ def _timeseries(
         "p50_ms": p50,
         "p99_ms": p99,
         "errors": np.bincount(end_s[bad], minlength=n),
+        "goodput": np.bincount(end_s[~bad], minlength=n),  # ok + partial, an extension
     }
     snaps = sim.snapshots
     for i, svc in enumerate(sim.contended):
