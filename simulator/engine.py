@@ -174,13 +174,8 @@ class Sim:
         now = self.env.now
         call = Call(svc, inst, rec, now, parent, kind, up, event_mode, step)
         call.deadline = deadline
-        if inst.busy < inst.cap:  # admit (as _start, inlined on this hot path)
-            inst.busy += 1
-            call.started = now
-            if inst.serving < inst.workers:
-                self._serve(call)
-            else:
-                self._wait_for_worker(call)
+        if inst.busy < inst.cap:
+            self._start(call)
         elif len(inst.queue) < svc.queue_limit:
             svc.account(now)
             svc.queued += 1
