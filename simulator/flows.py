@@ -186,10 +186,10 @@ class Flow:
 
     def launch(self, svc: Svc, shard: int, fanin) -> None:
         """Send one of the current step's calls."""
-        sim, step = self.sim, self.step
-        assert step is not None
+        sim, step, items = self.sim, self.step, self.items  # this step's, even if it is
+        assert step is not None  # decided (and the flow moves on) while the call is sent
         if step.policy is not None:
-            self.items.append(step.policy.slot(self, svc, shard, fanin))
+            items.append(step.policy.slot(self, svc, shard, fanin))
         elif svc.free and not self.event_mode:
             d, ok = sim.free_call(svc, sim.env.now, self.rec)
             ev = Timeout(sim.env, d, ok)
@@ -197,7 +197,7 @@ class Flow:
         else:
             call = sim.send(svc, shard, self.rec, fanin, self.kind, self.up, self.event_mode, step,
                             self.deadline)  # fmt: skip
-            self.items.append(call)
+            items.append(call)
 
     def _fail(self, _event) -> None:
         self._finish(False, FAILED)
