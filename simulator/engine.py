@@ -45,6 +45,7 @@ from .flows import (
     Request,
     RStep,
     StepStats,
+    _event_segments,
     _segments,
 )
 from .model import Scenario, Step
@@ -76,13 +77,13 @@ class Sim:
         for svc in self.svcs.values():
             svc.plan = self._compile(svc.spec.steps, f"services.{svc.name}")
             svc.segments = _segments(svc.plan)
-            svc.event_segments = tuple((False, step) for step in svc.plan)
+            svc.event_segments = _event_segments(svc.plan)
         self.deadline_ms = scenario.request.deadline_ms
-        if scenario.request.deadline_ms is None:
+        if self.deadline_ms is None:
             self.segments = _segments(self.plan)
         else:  # every call on the event path, so that the deadline can stop it
-            self.segments = tuple((False, step) for step in self.plan)
-        self.root_free = scenario.request.deadline_ms is None and all(s.free for s in self.plan)
+            self.segments = _event_segments(self.plan)
+        self.root_free = self.deadline_ms is None and all(s.free for s in self.plan)
         self.contended = [s for s in self.svcs.values() if not s.free]
         # per request, whole run (the window is cut at the end)
         self.req_t0 = array("d")
@@ -307,7 +308,7 @@ class Sim:
         """The caller no longer waits for ``item`` (a Call or a policy slot): cancel it, or
         let it run on, abandoned (its work is then wasted)."""
         if isinstance(item, Call):
-            if item.state in (QUEUED, ADMITTED, RUNNING):
+            if item.state < DONE:  # queued, admitted or running
                 if cancel:
                     self.cancel(item)
                 else:

@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 OK, PARTIAL, FAILED, REJECTED = 0, 1, 2, 3
 OUTCOMES = ("ok", "partial", "failed", "rejected")
 FIRST, RETRY, HEDGE = 0, 1, 2  # why an attempt was sent; its subtree's calls inherit it
-KINDS = ("first_tries", "retries", "hedges")
 QUEUED, ADMITTED, RUNNING, DONE, CANCELLED = 0, 1, 2, 3, 4  # a call's state
 INF = float("inf")
 
@@ -280,6 +279,11 @@ class Request:
         step = flow.step
         flow.cancel(cancel_calls=step is not None and step.spec.cancel_losers)
         self.done(ok, FAILED)
+
+
+def _event_segments(plan: tuple[RStep, ...]) -> tuple:
+    """Every step as its own event-path item (so that each call can be stopped)."""
+    return tuple((False, step) for step in plan)
 
 
 def _segments(plan: tuple[RStep, ...]) -> tuple:
