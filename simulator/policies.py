@@ -295,10 +295,7 @@ class Slot:
 
     def _finish(self, ok: bool, cause: int) -> None:
         """Answer the fan-in once; attempts still running are losers."""
-        self.done = True
-        losers, self.live = self.live, []
-        for call in losers:
-            self.policy.sim.drop(call, self.policy.spec.cancel_losers)
+        self.drop(self.policy.spec.cancel_losers)
         self.fanin.answer(ok, cause, self)
 
     def drop(self, cancel: bool) -> None:
