@@ -154,9 +154,7 @@ class Flow:
             svc, shard = targets[0]
             self.items.append(sim.send(svc, shard, self.rec, self, self.kind, self.up,
                                        self.event_mode, step, self.deadline))  # fmt: skip
-            if self.deadline < INF and not self.cancelled:
-                ev = Timeout(sim.env, max(0.0, self.deadline - sim.env.now), self.i)
-                ev.callbacks.append(self._past_deadline)
+            self._arm_deadline()
             return
         limit = step.spec.max_parallel
         if step.n == 1:
@@ -174,8 +172,13 @@ class Flow:
             decided, self.decided = self.decided, None
             self.step_done(*decided)
             return
+        self._arm_deadline()
+
+    def _arm_deadline(self) -> None:
+        """Under a request deadline, stop waiting for the current step when it comes."""
         if self.deadline < INF and not self.cancelled:
-            ev = Timeout(sim.env, max(0.0, self.deadline - sim.env.now), self.i)
+            env = self.sim.env
+            ev = Timeout(env, max(0.0, self.deadline - env.now), self.i)
             ev.callbacks.append(self._past_deadline)
 
     def _past_deadline(self, event) -> None:
