@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from .report import ReportData
 
-__all__ = ["Chart", "draw_charts", "percentile_grid"]
+__all__ = ["Chart", "draw_charts", "nines_axis", "percentile_grid"]
 
 FIGSIZE_IN = (8.0, 4.5)
 DPI = 110
@@ -219,6 +219,21 @@ def percentile_grid(n: int, points: int = 240) -> tuple[np.ndarray, np.ndarray]:
     return x, 1.0 - 1.0 / x
 
 
+def nines_axis(ax: Axes, x_max: float) -> None:
+    """Make the x axis a log "nines" axis for data plotted at x = 1/(1 - p): ticks at
+    1 -> 0%, 2 -> 50%, 10 -> 90%, 100 -> 99%, ... up to ``x_max``."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    ax.set_xscale("log")
+    labels = {1.0: "0%", 2.0: "50%"} | {10.0**k: f"{100 - 100 / 10**k:g}%" for k in range(1, 8)}
+    ticks = [t for t in labels if t <= x_max * 1.0001]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: labels.get(v, "")))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlim(1.0, x_max)
+    ax.set_xlabel("percentile (log scale of 1 / (1 − p))")
+
+
 def _chart_latency_percentiles(data: ReportData) -> Chart:
     filename, title = "latency_percentiles.png", "Latency by percentile"
     lat = data.latencies_ms[np.isfinite(data.latencies_ms)]
@@ -232,24 +247,15 @@ def _chart_latency_percentiles(data: ReportData) -> Chart:
     if n == 0:
         return _placeholder(filename, title, "no requests", caption)
 
-    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
-
     x, p = percentile_grid(n)
     q = np.quantile(lat, p)
     fig, (ax,) = _new_figure()
     ax.plot(x, q, color=_P50_COLOR, linewidth=1.8, label="latency")
-    ax.set_xscale("log")
     _maybe_log_y(ax, np.append(q, lat.max()))
     # Head-room above the max line for its label.
     ax.set_ylim(top=float(lat.max()) * (1.5 if ax.get_yscale() == "log" else 1.1))
 
-    # Tick at x = 1/(1-p): 1 -> 0%, 2 -> 50%, 10 -> 90%, 100 -> 99%, ...
-    labels = {1.0: "0%", 2.0: "50%"} | {10.0**k: f"{100 - 100 / 10**k:g}%" for k in range(1, 7)}
-    ticks = [t for t in labels if t <= x[-1] * 1.0001]
-    ax.xaxis.set_major_locator(FixedLocator(ticks))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: labels.get(v, "")))
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlim(1.0, x[-1])
+    nines_axis(ax, float(x[-1]))
 
     marks = {"p50": 0.5, "p90": 0.9, "p99": 0.99, "p99.9": 0.999}
     marks = {name: pct for name, pct in marks.items() if 1 / (1 - pct) <= x[-1] * 1.0001}
@@ -279,7 +285,6 @@ def _chart_latency_percentiles(data: ReportData) -> Chart:
     )
 
     ax.set_title(f"{title} — {data.scenario_name} ({n:,} requests)")
-    ax.set_xlabel("percentile (log scale of 1 / (1 − p))")
     ax.set_ylabel("latency (ms)")
     return Chart(filename, title, caption, _png_bytes(fig))
 

@@ -1,4 +1,6 @@
-"""The run directory (SPEC §4): summary.json, timeseries.csv, report.html and PNG charts."""
+"""The run directory (SPEC §4): summary.json, timeseries.csv, report.html and PNG charts, plus
+``percentiles.csv`` (an extension: the latency-by-percentile curve that ``fansim compare``
+overlays, one row per point of the report's percentile plot)."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ def write_run(result: Result, scenario: Scenario, out_dir: Path) -> list[Path]:
     written = [
         write_atomic(out_dir / "summary.json", summary_json(result.summary)),
         write_atomic(out_dir / "timeseries.csv", timeseries_csv(result.timeseries)),
+        write_atomic(out_dir / PERCENTILES_FILENAME, percentiles_csv(result.latencies_ms)),
     ]
     written += write_report(
         out_dir,
@@ -32,6 +35,29 @@ def write_run(result: Result, scenario: Scenario, out_dir: Path) -> list[Path]:
         scenario.description,
     )
     return written
+
+
+PERCENTILES_FILENAME = "percentiles.csv"
+# Always listed (when the sample reaches them), beside the plot's log-spaced points.
+_MARKS_PCT = (50.0, 90.0, 95.0, 99.0, 99.9, 99.99, 99.999)
+
+
+def percentiles_csv(latencies_ms: np.ndarray) -> str:
+    """``percentile,latency_ms`` rows (percentile in %, e.g. 99.9) from 0% to where only
+    ``charts.MIN_TAIL_SAMPLES`` requests lie above, log-spaced in 1/(1 - p) as on the
+    report's nines plot; empty (header only) when there are no requests."""
+    from .charts import percentile_grid
+
+    lat = np.asarray(latencies_ms, dtype=float)
+    lat = lat[np.isfinite(lat)]
+    out = io.StringIO()
+    out.write("percentile,latency_ms\n")
+    if lat.size:
+        x, p = percentile_grid(lat.size)
+        pct = np.union1d(np.round(100.0 * p, 6), [m for m in _MARKS_PCT if m <= 100.0 * p[-1]])
+        for q, v in zip(pct, np.quantile(lat, pct / 100.0), strict=True):
+            out.write(f"{q:.6g},{v:.6g}\n")
+    return out.getvalue()
 
 
 def summary_json(summary: dict) -> str:
