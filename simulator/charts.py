@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["Chart", "draw_charts", "nines_axis", "percentile_grid"]
 
 FIGSIZE_IN = (8.0, 4.5)
-DPI = 110
+DPI = 132  # 8 in x 132 = 1,056 px: the page's content width, so charts show at 100%
 # Percentile plot: stop where fewer than this many samples lie above the percentile.
 MIN_TAIL_SAMPLES = 10
 # Use a log latency axis when the largest value exceeds the smallest by this factor.
@@ -324,8 +324,8 @@ def _chart_latency_over_time(data: ReportData) -> Chart:
 def _chart_throughput_over_time(data: ReportData) -> Chart:
     filename, title = "throughput_over_time.png", "Throughput over time"
     caption = (
-        "Top: requests arriving, completing (any outcome) and answered ok or partial "
-        "(goodput) per simulated second. Bottom: backend "
+        "Top: requests arriving, completing (any outcome), answered ok or partial "
+        "(goodput) and failed or rejected (errors) per simulated second. Bottom: backend "
         "operations (calls to services with no downstream steps) per second: the load the "
         "fan-out puts on the leaves. Dashed: offered load and what the topology implies."
     ) + data.timeseries_note
@@ -338,6 +338,7 @@ def _chart_throughput_over_time(data: ReportData) -> Chart:
     _step(top, t, data.column("completions"), color=_P50_COLOR, lw=1.3, label="completions/s")
     if "goodput" in data.timeseries:  # answered ok or partial: what the users actually got
         _step(top, t, data.column("goodput"), color="tab:green", lw=1.3, label="goodput/s")
+    _step(top, t, data.column("errors"), color=_P99_COLOR, lw=1.1, label="errors/s")
     _step(bottom, t, data.column("ops"), color="tab:purple", lw=1.3, label="backend ops/s")
     offered = _dig(data.summary, "offered_rps")
     nominal = _dig(data.summary, "amplification.nominal_ops_per_request")
@@ -392,15 +393,131 @@ def _chart_services_over_time(data: ReportData) -> Chart | None:
     return Chart(filename, title, caption, _png_bytes(fig))
 
 
-# The report's charts, in page order. A new chart is one function appended here.
-_CHARTS: tuple[Callable[[ReportData], Chart | None], ...] = (
-    _chart_latency_percentiles,
-    _chart_latency_over_time,
-    _chart_throughput_over_time,
-    _chart_services_over_time,
-)
+def _chart_latency_distribution(data: ReportData) -> Chart:
+    filename, title = "latency_distribution.png", "Latency distribution"
+    lat = data.latencies_ms[np.isfinite(data.latencies_ms)]
+    positive = lat[lat > 0]
+    zero = lat.size - positive.size
+    caption = (
+        "Share of the window's requests in each latency bin (bins evenly spaced on the axis "
+        "shown), with the run's p50, p99 and p99.9. A second hump is a second population: "
+        "retries, hedges, timeouts or a queue."
+    ) + (f" {zero:,} requests answered in 0 ms are not drawn." if zero else "")
+    if positive.size == 0:
+        return _placeholder(filename, title, "no requests", caption)
+    lo, hi = float(positive.min()), float(positive.max())
+    fig, (ax,) = _new_figure()
+    log = hi / lo > LOG_Y_RATIO
+    bins = int(np.clip(np.sqrt(positive.size) / 2, 20, 80))  # fewer bins for few requests
+    edges = np.geomspace(lo, hi, bins + 1) if log else np.linspace(0.0, hi, bins + 1)
+    counts, edges = np.histogram(positive, bins=edges)
+    ax.stairs(100.0 * counts / lat.size, edges, fill=True, color=_P50_COLOR, alpha=0.55)
+    if log:
+        from matplotlib.ticker import FuncFormatter
+
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,g}"))
+    for (name, q), color in zip(
+        {"p50": 0.5, "p99": 0.99, "p99.9": 0.999}.items(),
+        ("0.2", _P99_COLOR, "tab:purple"),
+        strict=True,
+    ):
+        if lat.size * (1 - q) < 1:
+            continue
+        v = float(np.quantile(lat, q))
+        ax.axvline(v, color=color, linestyle="--", linewidth=1, label=f"{name} {_fmt_ms(v)} ms")
+    ax.set_ylim(bottom=0)
+    ax.yaxis.set_major_formatter("{x:g}%")
+    ax.set_title(f"{title} — {data.scenario_name} ({lat.size:,} requests)")
+    ax.set_xlabel("request latency (ms" + (", log scale)" if log else ")"))
+    ax.set_ylabel("share of requests per bin")
+    _legend(ax)
+    return Chart(filename, title, caption, _png_bytes(fig))
 
 
-def draw_charts(data: ReportData) -> list[Chart]:
-    """Every chart of the report, in page order, leaving out those with nothing to show."""
-    return [chart for make in _CHARTS if (chart := make(data)) is not None]
+def _chart_amplification(data: ReportData) -> Chart | None:
+    """User requests -> service calls -> backend ops, split into first tries, retries and
+    hedges, and the wasted part: a waterfall in units per second."""
+    filename, title = "amplification.png", "Amplification"
+    s = data.summary
+    arrived, duration = _dig(s, "requests.arrived"), s.get("duration_s")
+    if _is_missing(arrived) or not arrived or not duration:
+        return None
+    rps = arrived / duration
+
+    def per_s(path: str) -> float:
+        v = _dig(s, path)
+        return 0.0 if _is_missing(v) else float(v) * rps
+
+    calls, ops = per_s("amplification.calls_per_request"), per_s("amplification.ops_per_request")
+    split = _dig(s, "amplification.ops_split_per_request") or {}
+    first = per_s("amplification.ops_split_per_request.nominal") if split else ops
+    retries = per_s("amplification.ops_split_per_request.retries")
+    hedges = per_s("amplification.ops_split_per_request.hedges")
+    wasted = per_s("amplification.wasted_ops_per_request")
+    # (label, left, width, style)
+    solid = {"color": "tab:blue"}
+    bars = [
+        ("user requests", 0.0, rps, {"color": "0.55"}),
+        ("service calls", 0.0, calls, {"color": "tab:cyan"}),
+        ("backend ops: first tries", 0.0, first, solid),
+        ("+ retries", first, retries, {"color": "tab:orange"}),
+        ("+ hedges", first + retries, hedges, {"color": "tab:olive"}),
+        ("= backend ops", 0.0, ops, {"color": "tab:purple"}),
+        ("of which wasted", 0.0, wasted, {"color": "tab:red", "hatch": "//", "alpha": 0.6}),
+    ]
+    fig, (ax,) = _new_figure()
+    ax.grid(False, axis="y")
+    y = np.arange(len(bars))[::-1]
+    for yi, (label, left, width, style) in zip(y, bars, strict=True):
+        ax.barh(yi, width, left=left, height=0.6, **style)
+        ratio = f" · {width / rps:,.3g} per request" if label != "user requests" else ""
+        ax.annotate(
+            f"{_fmt_num(width)}/s{ratio}",
+            (left + width, yi),
+            textcoords="offset points",
+            xytext=(4, 0),
+            va="center",
+            fontsize=8,
+        )
+    offered = _dig(s, "offered_rps")
+    nominal = _dig(s, "amplification.nominal_ops_per_request")
+    if not _is_missing(offered) and not _is_missing(nominal) and nominal:
+        ax.axvline(
+            offered * nominal,
+            color="0.3",
+            linestyle="--",
+            linewidth=1,
+            label=f"topology: {_fmt_num(offered)} rps × {_fmt_num(nominal)} ops "
+            f"= {_fmt_num(offered * nominal)} ops/s",
+        )
+        ax.legend(loc="lower right", fontsize=8)
+    ax.set_yticks(y, [b[0] for b in bars])
+    ax.set_xlim(0, max(rps, calls, ops, first + retries + hedges, 1.0) * 1.5)  # room for labels
+    ax.xaxis.set_major_formatter("{x:,.0f}")
+    ax.set_xlabel("per simulated second (measured window)")
+    ax.set_title(f"{title} — {data.scenario_name}")
+    caption = (
+        "Where the load comes from: user requests per second, the service calls they cause, "
+        "and the backend operations (calls to services with no downstream steps) split into "
+        "first tries, retries and hedges; wasted ops were answered after their caller had "
+        "given up. Dashed: the topology's arithmetic (offered rps × ops per request)."
+    )
+    return Chart(filename, title, caption, _png_bytes(fig))
+
+
+# The report's charts by page section, in page order. A new chart is one function listed
+# here (the call graph, which needs the scenario, is in callgraph.py).
+SECTIONS: dict[str, tuple[Callable[[ReportData], Chart | None], ...]] = {
+    "latency": (_chart_latency_percentiles, _chart_latency_distribution),
+    "amplification": (_chart_amplification,),
+    "time": (_chart_throughput_over_time, _chart_latency_over_time, _chart_services_over_time),
+}
+
+
+def draw_charts(data: ReportData) -> dict[str, list[Chart]]:
+    """Every chart of the report by section, leaving out those with nothing to show."""
+    return {
+        section: [chart for make in makers if (chart := make(data)) is not None]
+        for section, makers in SECTIONS.items()
+    }

@@ -92,6 +92,7 @@ class Sim:
         self.outstanding = 0
         self.snapshots: list[tuple[float, list[tuple[float, float]]]] = []
         self.edges: list[list[tuple[float, float]]] = []  # areas at the window's start and end
+        self.queue_time_edges: list[list[list[float]]] = []  # Svc.queue_time at the same times
 
     def _is_free(self, name: str) -> bool:
         spec = self.scenario.services[name]
@@ -301,6 +302,7 @@ class Sim:
         call.state = CANCELLED
         if call.rec:
             call.svc.cancelled += 1
+            call.svc.cancelled_ms += self.env.now - call.t0
             if call.step is not None:
                 call.step.stats.cancelled += 1
 
@@ -373,6 +375,7 @@ class Sim:
     def _window_edge(self, event) -> None:
         now = self.env.now
         self.edges.append([s.areas(now) for s in self.contended])
+        self.queue_time_edges.append([list(s.queue_time) for s in self.contended])
 
 
 def _fan_in(answers: list[tuple[float, bool]], k: int, n: int) -> tuple[float, bool]:

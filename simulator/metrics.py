@@ -87,14 +87,25 @@ def summarize(sim: Sim, seed: int) -> tuple[dict[str, Any], np.ndarray, dict[str
 
 def _service_summary(sim: Sim, svc, duration_s: float) -> dict[str, Any]:
     lat = np.frombuffer(svc.latency_ms, dtype=np.float32)
-    utilization = limit = None
+    window_ms = duration_s * 1000.0
+    utilization = limit = queue_mean = queue_p99 = in_service = None
     if svc.limited and len(sim.edges) == 2:
         i = sim.contended.index(svc)
         busy_ms = sim.edges[1][i][0] - sim.edges[0][i][0]
+        queue_ms = sim.edges[1][i][1] - sim.edges[0][i][1]
         cap_ms = sim.edges[1][i][2] - sim.edges[0][i][2]
         utilization = busy_ms / cap_ms  # time-averaged busy / time-averaged workers (limit)
         limit_ms = sim.edges[1][i][3] - sim.edges[0][i][3]
-        limit = limit_ms / (duration_s * 1000.0 * len(svc.instances))
+        limit = limit_ms / (window_ms * len(svc.instances))
+        queue_mean = queue_ms / window_ms
+        in_service = (busy_ms + queue_ms) / window_ms  # Little's L: waiting or being served
+        queue_p99 = _time_quantile(
+            sim.queue_time_edges[0][i], sim.queue_time_edges[1][i], window_ms, 0.99
+        )
+    # Little's law: admitted calls (answered or cancelled; rejections never enter) per second
+    # times their mean time at the service should equal the calls there, time-averaged.
+    admitted = len(lat) + svc.cancelled
+    time_ms = (float(lat.sum(dtype=np.float64)) + svc.cancelled_ms) / admitted if admitted else None
     out = {
         "calls": svc.calls,
         "calls_per_sec": svc.calls / duration_s,
@@ -108,7 +119,17 @@ def _service_summary(sim: Sim, svc, duration_s: float) -> dict[str, Any]:
         "circuit_open": svc.circuit_open,
         "cancelled": svc.cancelled,
         "wasted": svc.wasted,
-        "latency_ms": _quantiles(lat, {"p50": 0.5, "p99": 0.99}),
+        "latency_ms": {"mean": float(lat.mean(dtype=np.float64)) if len(lat) else None}
+        | _quantiles(lat, {"p50": 0.5, "p99": 0.99}),
+        # saturation: calls waiting for a worker (time-averaged, and the level exceeded 1% of
+        # the window's time); null with unlimited workers
+        "queue_mean": queue_mean,
+        "queue_p99": queue_p99,
+        "little": {
+            "admitted_per_sec": admitted / duration_s,
+            "time_in_service_ms": time_ms,
+            "calls_in_service": in_service,  # measured L; null with unlimited workers
+        },
         "backend": svc.leaf,
         "workers": svc.workers,
         "instances": len(svc.instances),
@@ -116,6 +137,16 @@ def _service_summary(sim: Sim, svc, duration_s: float) -> dict[str, Any]:
     if svc.spec.concurrency is not None:
         out["concurrency_limit"] = limit  # the adaptive limit per instance, window average
     return out
+
+
+def _time_quantile(start: list[float], end: list[float], window_ms: float, q: float) -> int:
+    """The ``q``-quantile of a time-weighted level (the queue length) over the window, from
+    the time spent at each level >= 1 at the window's start and end (level 0: the rest)."""
+    ms = np.asarray(end, dtype=float)
+    ms[: len(start)] -= np.asarray(start, dtype=float)
+    ms[0] = max(window_ms - ms[1:].sum(), 0.0)
+    share = np.cumsum(ms) / max(ms.sum(), 1e-300)
+    return int(np.searchsorted(share, q - 1e-12))
 
 
 def _step_summary(st) -> dict[str, int]:

@@ -33,6 +33,7 @@ def write_run(result: Result, scenario: Scenario, out_dir: Path) -> list[Path]:
         result.timeseries,
         scenario.name,
         scenario.description,
+        scenario,
     )
     return written
 

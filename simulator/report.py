@@ -6,8 +6,10 @@ the tables and the HTML; the charts are in ``charts.py``, which this module impo
 the reverse). It is built from small pieces so a later section is one more function, not an
 edit in the middle of a long one:
 
-* each chart is a function in ``charts.py`` listed in its ``_CHARTS``;
-* each table is a function building plain rows for the template;
+* each chart is a function in ``charts.py`` listed in its ``SECTIONS`` (the call graph, which
+  needs the scenario, is ``callgraph.py``);
+* each table is a function building plain rows for the template; the key findings and
+  warnings are in ``findings.py``, the theory cross-checks in ``crosscheck.py``;
 * ``templates/report.html.j2`` has one ``{% block %}`` per section.
 
 jinja2 is imported inside the function that uses it (and matplotlib only inside
@@ -24,11 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .callgraph import chart as call_graph_chart
 from .charts import _DASH, Chart, _dig, _fmt_ms, _fmt_num, _fmt_sig, _is_missing, draw_charts
 from .files import write_atomic
 
 if TYPE_CHECKING:
     import jinja2
+
+    from .model import Scenario
 
 __all__ = ["ReportData", "write_report"]
 
@@ -47,6 +52,7 @@ class ReportData:
     latencies_ms: np.ndarray
     timeseries: Mapping[str, np.ndarray]
     scenario_name: str
+    scenario: Scenario | None = None  # the call graph and theory checks need it
 
     @property
     def warmup_s(self) -> float:
@@ -114,6 +120,7 @@ class Cell:
 
     text: str
     ci: str | None = None
+    tone: str = ""  # "warm" or "hot": a utilization near or at saturation, shaded in the table
 
 
 @dataclass(frozen=True)
@@ -165,13 +172,18 @@ def headline_groups(data: ReportData) -> list[TableGroup]:
         "Load",
         [
             Row("Offered", _cell(s, "offered_rps", _fmt_num), "rps"),
-            Row("Throughput", _cell(s, "throughput_rps", _fmt_num), "rps", "ok + partial"),
+            Row("Completed", _cell(s, "throughput_rps", _fmt_num), "rps", "ok + partial"),
+            Row(
+                "Arrived",
+                _cell(s, "requests.arrived", _fmt_num),
+                "",
+                "in the measured window",
+            ),
         ],
     )
     requests = TableGroup(
-        "Requests",
-        [Row("Arrived", _cell(s, "requests.arrived", _fmt_num))]
-        + [
+        "Outcomes",
+        [
             Row(
                 label,
                 _cell(s, f"requests.{key}", _fmt_num),
@@ -191,52 +203,90 @@ def headline_groups(data: ReportData) -> list[TableGroup]:
         [
             Row(label, _cell(s, f"latency_ms.{key}", _fmt_ms), "ms")
             for label, key in (
-                ("Mean", "mean"),
                 ("p50", "p50"),
-                ("p90", "p90"),
-                ("p95", "p95"),
                 ("p99", "p99"),
                 ("p99.9", "p999"),
+                ("Mean", "mean"),
                 ("Max", "max"),
             )
         ],
     )
+    offered, nominal = _dig(s, "offered_rps"), _dig(s, "amplification.nominal_ops_per_request")
+    arithmetic = ""
+    if not _is_missing(offered) and not _is_missing(nominal):
+        arithmetic = (
+            f"rps × N × M = {_fmt_num(offered)} × {_fmt_num(nominal)} "
+            f"= {_fmt_num(offered * nominal)}"
+        )
     amplification = TableGroup(
         "Amplification",
         [
-            Row("Calls / request", *_vs_nominal(s, "calls_per_request")),
-            Row("Ops / request", *_vs_nominal(s, "ops_per_request")),
-            Row("Backend ops / s", _cell(s, "amplification.ops_per_sec", _fmt_num), "ops/s"),
+            Row("Calls/request", *_vs_nominal(s, "calls_per_request")),
+            Row("Ops/request", *_vs_nominal(s, "ops_per_request")),
+            Row(
+                "Ops/s",
+                _cell(s, "amplification.ops_per_sec", _fmt_num),
+                "ops/s",
+                arithmetic,
+            ),
         ],
     )
-    return [load, requests, latency, amplification]
+    return [load, latency, amplification, requests]
 
 
-# (column heading, key path inside one service's summary, formatter)
+# The per-service USE table: (column heading, key path inside one service's summary,
+# formatter). Utilization, then saturation (queue, rejections), then errors, then the load
+# and what the calling side's policies did, then latency.
 SERVICE_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
-    ("Calls", "calls", _fmt_num),
     ("Calls/s", "calls_per_sec", _fmt_num),
     ("Utilization", "utilization", _fmt_ratio),
+    ("Queue mean", "queue_mean", _fmt_ms),  # 3 significant digits, like latencies
+    ("Queue p99", "queue_p99", _fmt_num),
     ("Rejected", "rejected", _fmt_num),
     ("Errors", "errors", _fmt_num),
     ("Timeouts", "timeouts", _fmt_num),
     ("Retries", "retries", _fmt_num),
     ("Hedges", "hedges", _fmt_num),
+    ("Mean ms", "latency_ms.mean", _fmt_ms),
     ("p50 ms", "latency_ms.p50", _fmt_ms),
     ("p99 ms", "latency_ms.p99", _fmt_ms),
 )
+WARM_UTILIZATION, HOT_UTILIZATION = 0.7, 0.9  # table shading, as in the call graph
+
+
+def _workers(service: Mapping[str, Any]) -> str:
+    """'20', '20 × 3' (instances), 'adaptive' or '∞' (unlimited)."""
+    workers, instances = service.get("workers"), service.get("instances") or 1
+    if "concurrency_limit" in service:
+        text = "adaptive"
+    elif _is_missing(workers):
+        return "∞"
+    else:
+        text = _fmt_num(workers)
+    return text + (f" × {instances}" if instances > 1 else "")
+
+
+def _tone(utilization: Any) -> str:
+    if _is_missing(utilization):
+        return ""
+    if utilization >= HOT_UTILIZATION:
+        return "hot"
+    return "warm" if utilization >= WARM_UTILIZATION else ""
 
 
 def service_rows(data: ReportData) -> list[tuple[str, list[Cell]]]:
-    """One row of formatted cells per service, in the summary's order."""
-    services = data.summary.get("services") or {}
-    return [
-        (
-            name,
-            [_cell(data.summary, f"services.{name}.{key}", fmt) for _, key, fmt in SERVICE_COLUMNS],
-        )
-        for name in services
-    ]
+    """One row of formatted cells per service, in the summary's order: the workers, then
+    ``SERVICE_COLUMNS``."""
+    rows = []
+    for name, svc in (data.summary.get("services") or {}).items():
+        cells = [Cell(_workers(svc))]
+        for _, key, fmt in SERVICE_COLUMNS:
+            cell = _cell(data.summary, f"services.{name}.{key}", fmt)
+            if key == "utilization":
+                cell = Cell(cell.text, cell.ci, _tone(svc.get("utilization")))
+            cells.append(cell)
+        rows.append((name, cells))
+    return rows
 
 
 # --------------------------------------------------------------------------- HTML
@@ -271,8 +321,13 @@ def _run_line(data: ReportData) -> str:
     return " · ".join(parts)
 
 
-def render_html(data: ReportData, charts: Sequence[Chart], description: str | None) -> str:
-    """The report page as a string, with every chart embedded."""
+def render_html(
+    data: ReportData, charts: Mapping[str, Sequence[Chart]], description: str | None
+) -> str:
+    """The report page as a string, with every chart embedded (``charts`` by section)."""
+    from .crosscheck import cross_checks
+    from .findings import key_findings, warnings
+
     return (
         _environment()
         .get_template(TEMPLATE_NAME)
@@ -280,9 +335,12 @@ def render_html(data: ReportData, charts: Sequence[Chart], description: str | No
             scenario=data.scenario_name,
             description=description,
             run_line=_run_line(data),
+            warnings=warnings(data),
+            findings=key_findings(data),
             headline=headline_groups(data),
-            service_columns=[heading for heading, _, _ in SERVICE_COLUMNS],
+            service_columns=["Workers"] + [heading for heading, _, _ in SERVICE_COLUMNS],
             services=service_rows(data),
+            checks=cross_checks(data),
             charts=charts,
         )
     )
@@ -298,21 +356,26 @@ def write_report(
     timeseries: dict[str, np.ndarray],
     scenario_name: str,
     description: str | None = None,
+    scenario: Scenario | None = None,
 ) -> list[pathlib.Path]:
-    """Write PNG charts and a self-contained report.html into out_dir; return the paths written."""
+    """Write PNG charts and a self-contained report.html into out_dir; return the paths written.
+    With the ``scenario``, the report also draws the call graph and checks the run against
+    the closed forms that apply."""
     out_dir = pathlib.Path(out_dir)
     data = ReportData(
         summary=summary,
         latencies_ms=np.asarray(latencies_ms, dtype=float).ravel(),
         timeseries=_as_timeseries(timeseries),
         scenario_name=scenario_name,
+        scenario=scenario,
     )
-    charts = draw_charts(data)
+    graph = call_graph_chart(data)
+    charts = {"scenario": [graph] if graph is not None else []} | draw_charts(data)
     html = render_html(data, charts, description)
 
     # Each file lands whole (temp file + rename); write_atomic creates out_dir if needed.
     written = []
-    for chart in charts:
+    for chart in (c for section in charts.values() for c in section):
         write_atomic(out_dir / chart.filename, chart.png)
         written.append(out_dir / chart.filename)
     write_atomic(out_dir / REPORT_FILENAME, html.encode("utf-8"))

@@ -107,6 +107,8 @@ class Svc:
         self.queued = 0
         self.busy_area = 0.0  # worker-ms
         self.queue_area = 0.0  # call-ms
+        self.queue_time = [0.0] * 64  # ms spent with i calls waiting (i >= 1), whole run
+        self.cancelled_ms = 0.0  # window calls cancelled: time from arrival to cancellation
         self.limit_area = 0.0  # limit-ms: the adaptive limits x time
         self.t_last = 0.0
 
@@ -117,11 +119,19 @@ class Svc:
         return len(self.latency_ms) + self.rejected + self.cancelled
 
     def account(self, now: float) -> None:
-        """Accumulate busy-worker and queue-length areas up to ``now``."""
+        """Accumulate busy-worker and queue-length areas, and the time spent at each queue
+        length, up to ``now``."""
         dt = now - self.t_last
         if dt:
             self.busy_area += self.busy * dt
-            self.queue_area += self.queued * dt
+            q = self.queued
+            if q:
+                self.queue_area += q * dt
+                try:
+                    self.queue_time[q] += dt
+                except IndexError:
+                    self.queue_time.extend([0.0] * (q + 1 - len(self.queue_time) + 64))
+                    self.queue_time[q] += dt
             if self.adaptive:  # integrate the moving limits (fixed capacity: see areas())
                 self.limit_area += self.limit_total * dt
             self.t_last = now

@@ -7,6 +7,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from conftest import ROOT, make_scenario
 from scipy import integrate, stats
 
 from simulator import analytic as an
@@ -21,6 +22,9 @@ def exp_ppf(u):
 
 def exp_cdf(t):
     return -math.expm1(-t / EXP_MEAN_MS)
+
+
+SIMPLE = make_scenario({"s": {"latency": {"dist": "exponential", "mean_ms": 1.0}}}, [{"call": "s"}])
 
 
 def within_sigmas(observed: float, expected: float, std_error: float, sigmas: float = 4.0):
@@ -250,6 +254,194 @@ def test_hedged_exponential_limits():
     assert never.latency_quantile_ms(1.0) == math.inf
 
 
+# --- contention-free request latency on a grid ----------------------------------------------
+#
+# Tolerances: contention_free_latency rounds every draw to the nearest grid point (|error| <=
+# h/2, h = step_ms), takes order statistics of the rounded draws exactly, and adds them exactly
+# (FFT convolution), so its grid latency is within m * h / 2 of the true one on every sample
+# path, m being the number of draws added along the longest chain of steps. Quantiles and the
+# mean therefore err by at most m * h / 2, plus h / 2 for reading a quantile inside a cell:
+# grid_tolerance(m) = (m + 1) * h / 2. (The observed error is O(h^2), far smaller.)
+
+
+def grid_tolerance(prediction: an.LatencyPrediction, draws: int) -> float:
+    return (draws + 1) * prediction.step_ms / 2
+
+
+def exp_services(**means_ms: float) -> dict:
+    return {
+        name: {"latency": {"dist": "exponential", "mean_ms": m}} for name, m in means_ms.items()
+    }
+
+
+def predict(services: dict, steps: list, **top) -> an.LatencyPrediction:
+    prediction = an.contention_free_latency(make_scenario(services, steps, **top))
+    assert prediction is not None
+    return prediction
+
+
+QS = (0.01, 0.5, 0.9, 0.99, 0.999)
+
+
+@pytest.mark.parametrize(
+    "latency",
+    [
+        {"dist": "exponential", "mean_ms": 10.0},
+        {"dist": "lognormal", "p50_ms": 2.0, "p99_ms": 10.0},
+        {"dist": "gamma", "mean_ms": 3.0, "cv": 0.7},
+        {"dist": "uniform", "min_ms": 2.0, "max_ms": 6.0},
+    ],
+)
+def test_contention_free_single_call_is_the_distribution_itself(latency):
+    """One call's predicted latency has the distribution's own mean, quantiles and CDF."""
+    p = predict({"s": {"latency": latency}}, [{"call": "s"}])
+    dist = make_scenario({"s": {"latency": latency}}, [{"call": "s"}]).services["s"].latency
+    frozen, tol = dist.to_scipy(), grid_tolerance(p, 1)
+    assert p.mean_ms == pytest.approx(dist.mean(), abs=tol)
+    assert p.std_ms == pytest.approx(frozen.std(), abs=tol)  # Minkowski: within m h / 2 too
+    for q in QS:
+        x = float(frozen.ppf(q))
+        assert p.quantile_ms(q) == pytest.approx(x, abs=tol), q
+        assert p.cdf(p.quantile_ms(q)) == pytest.approx(q, abs=1e-12)
+    assert p.cdf(-1.0) == 0.0 and p.quantile_ms(0.0) == 0.0
+    assert p.quantile_ms(1.0) == pytest.approx(float(frozen.ppf(1.0)), abs=tol)  # inf if unbounded
+
+
+@pytest.mark.parametrize("n", [2, 10, 100])
+def test_contention_free_fanout_waits_for_the_max_of_n(n):
+    """A fan-out of n exponential calls has mean m * H_n and quantiles F^-1(q^(1/n))."""
+    p = predict(exp_services(s=EXP_MEAN_MS), [{"call": "s", "fanout": n}])
+    tol = grid_tolerance(p, 1)
+    assert p.mean_ms == pytest.approx(an.exponential_max_mean_ms(EXP_MEAN_MS, n), abs=tol)
+    for q in QS:
+        assert p.quantile_ms(q) == pytest.approx(an.max_of_n_quantile(exp_ppf, q, n), abs=tol)
+
+
+@pytest.mark.parametrize("k, n", [(1, 5), (3, 5), (99, 100)])
+def test_contention_free_quorum_is_the_kth_of_n(k, n):
+    """require: k of n exponential calls waits for the k-th answer (Beta order statistic)."""
+    p = predict(exp_services(s=EXP_MEAN_MS), [{"call": "s", "fanout": n, "require": k}])
+    tol = grid_tolerance(p, 1)
+    assert p.mean_ms == pytest.approx(an.kth_of_n_mean(exp_ppf, k, n), abs=tol)
+    for q in QS:
+        assert p.quantile_ms(q) == pytest.approx(an.kth_of_n_quantile(exp_ppf, q, k, n), abs=tol)
+
+
+@pytest.mark.parametrize(
+    "services, steps",
+    [
+        (exp_services(db=EXP_MEAN_MS), [{"call": "db", "repeat": 2}]),
+        (exp_services(a=EXP_MEAN_MS, b=EXP_MEAN_MS), [{"call": "a"}, {"call": "b"}]),
+        (
+            {"api": exp_services(x=EXP_MEAN_MS)["x"] | {"steps": [{"call": "db"}]}}
+            | exp_services(db=EXP_MEAN_MS),
+            [{"call": "api"}],
+        ),
+    ],
+    ids=["repeat", "two-steps", "own-draw-then-step"],
+)
+def test_contention_free_two_exponentials_in_sequence_are_erlang_2(services, steps):
+    """Two sequential exponential draws of equal mean add up to a gamma(2) latency, whether
+    by repeat, by two request steps, or as a service's own draw followed by its step."""
+    p = predict(services, steps)
+    erlang, tol = stats.gamma(a=2, scale=EXP_MEAN_MS), grid_tolerance(p, 2)
+    assert p.mean_ms == pytest.approx(2 * EXP_MEAN_MS, abs=tol)
+    assert p.std_ms == pytest.approx(erlang.std(), abs=tol)
+    for q in QS:
+        assert p.quantile_ms(q) == pytest.approx(erlang.ppf(q), abs=tol)
+        # pdf is a cell's probability over its width h: the density averaged over ~h ms
+        assert p.pdf(erlang.ppf(q)) == pytest.approx(erlang.pdf(erlang.ppf(q)), rel=1e-3)
+
+
+def test_contention_free_list_of_services_waits_for_the_slowest():
+    """Parallel calls to Exp(5) and Exp(10) end at their max: CDF F5 * F10, mean 5 + 10 - 10/3."""
+    p = predict(exp_services(a=5.0, b=10.0), [{"call": ["a", "b"]}])
+    tol = grid_tolerance(p, 1)
+    assert p.mean_ms == pytest.approx(5.0 + 10.0 - 10.0 / 3.0, abs=tol)
+    for t in (1.0, 10.0, 50.0):
+        expected = -math.expm1(-t / 5.0) * -math.expm1(-t / 10.0)
+        assert p.cdf(t) == pytest.approx(expected, abs=1e-6)
+
+
+def test_contention_free_shards_and_atoms():
+    """fanout: shards calls every instance; a 1%-slow constant mixture over 100 shards is slow
+    (>= 100 ms) with probability 1 - 0.99^100, and quantiles at atoms are within h of them."""
+    slow = {
+        "dist": "mixture",
+        "components": [
+            {"weight": 0.99, "dist": "constant", "ms": 1},
+            {"weight": 0.01, "dist": "constant", "ms": 100},
+        ],
+    }
+    p = predict(
+        {"shard": {"latency": slow, "instances": 100}}, [{"call": "shard", "fanout": "shards"}]
+    )
+    assert 1 - p.cdf(50.0) == pytest.approx(an.fanout_slow_probability(0.01, 100), rel=1e-9)
+    assert p.quantile_ms(0.1) == pytest.approx(1.0, abs=grid_tolerance(p, 1))
+    assert p.quantile_ms(0.9) == pytest.approx(100.0, abs=grid_tolerance(p, 1))
+
+
+def test_contention_free_empirical_latency(tmp_path):
+    """An empirical latency file resamples its values: the max of two draws from {1, 2, 3, 4}
+    is at most 2 ms with probability 1/4 and has mean 50/16 ms."""
+    (tmp_path / "lat.csv").write_text("1\n2\n3\n4\n")
+    services = {"s": {"latency": {"dist": "empirical", "file": str(tmp_path / "lat.csv")}}}
+    p = predict(services, [{"call": "s", "fanout": 2}])
+    assert p.cdf(2.5) == pytest.approx(0.25, abs=1e-12)
+    assert p.mean_ms == pytest.approx(50 / 16, abs=grid_tolerance(p, 1))
+
+
+def test_contention_free_grid_converges_on_the_seed_example():
+    """The seed example's p99 moves by far less than 0.1% from 2^14 to 2^18 grid points."""
+    from simulator import load_scenario
+
+    scenario = load_scenario(ROOT / "scenarios" / "seed-example.yaml")
+    coarse = an.contention_free_latency(scenario, points=2**14)
+    fine = an.contention_free_latency(scenario, points=2**18)
+    assert coarse is not None and fine is not None
+    for q in (0.5, 0.99, 0.999):
+        assert coarse.quantile_ms(q) == pytest.approx(fine.quantile_ms(q), rel=1e-5)
+    assert coarse.mean_ms == pytest.approx(fine.mean_ms, rel=1e-5)
+
+
+def interacting(where: str, extra: dict):
+    """Request -> [a, b] (all of both); b -> db. ``extra`` is merged into ``where``."""
+    services = exp_services(a=5.0, b=5.0, db=1.0)
+    services["b"]["steps"] = [{"call": "db"}]
+    request = {"steps": [{"call": ["a", "b"]}]}
+    targets = {
+        "db": services["db"],
+        "b.step": services["b"]["steps"][0],
+        "request": request,
+        "request.step": request["steps"][0],
+    }
+    targets[where].update(extra)
+    return make_scenario(services, request["steps"], request=request)
+
+
+@pytest.mark.parametrize(
+    "where, extra",
+    [
+        ("db", {"workers": 8}),
+        ("db", {"concurrency": {"algorithm": "aimd"}}),
+        ("db", {"error_rate": 0.01}),
+        ("b.step", {"timeout_ms": 50.0}),
+        ("b.step", {"retries": {"max": 1}}),
+        ("b.step", {"hedge": {"after_ms": 5.0}}),
+        ("b.step", {"optional": True}),
+        ("b.step", {"max_parallel": 2}),
+        ("b.step", {"cancel_losers": True}),
+        ("request", {"deadline_ms": 100.0}),
+        ("request.step", {"require": 1}),  # 1 of two different services: no closed form here
+    ],
+)
+def test_contention_free_latency_is_none_when_calls_interact(where, extra):
+    """A worker limit, policy, error rate or deadline anywhere the request reaches, or a k-of-n
+    step over different services, gives None instead of a prediction."""
+    assert an.contention_free_latency(interacting("request", {})) is not None
+    assert an.contention_free_latency(interacting(where, extra)) is None
+
+
 # --- argument validation --------------------------------------------------------------------
 
 
@@ -279,6 +471,13 @@ def test_hedged_exponential_limits():
         (lambda: an.hedged_exponential(10.0, -1.0), r"hedge_after_ms must be >= 0.*got -1\.0"),
         (lambda: an.mmc(250.0, 10.0, 3).sojourn_quantile_ms(2), r"q must be in \[0, 1\]"),
         (lambda: an.hedged_exponential(1.0, 1.0).latency_quantile_ms(-1), r"q must be in"),
+        (lambda: an.contention_free_latency(SIMPLE, points=8), r"points must be .*>= 16, got 8"),
+        (
+            lambda: an.contention_free_latency(SIMPLE, tail_probability=0),
+            r"tail_probability must be in \(0, 1\), got 0",
+        ),
+        (lambda: an.contention_free_latency(SIMPLE).quantile_ms(1.5), r"q must be in \[0, 1\]"),
+        (lambda: an.contention_free_latency(SIMPLE).cdf("1"), r"t_ms must be a real number"),
     ],
 )
 def test_bad_arguments_raise_value_error_naming_them(call, match):

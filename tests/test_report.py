@@ -160,12 +160,15 @@ def read_png(data: bytes) -> np.ndarray:
 def test_writes_report_html_and_every_chart(
     report: tuple[pathlib.Path, list[pathlib.Path]],
 ) -> None:
-    """A run with a util/queue service writes report.html and four PNGs, and returns them."""
+    """A run with a util/queue service writes report.html and six PNGs (no call graph without
+    a scenario), in page order, and returns them."""
     out, paths = report
     assert [p.name for p in paths] == [
         "latency_percentiles.png",
-        "latency_over_time.png",
+        "latency_distribution.png",
+        "amplification.png",
         "throughput_over_time.png",
+        "latency_over_time.png",
         "services_over_time.png",
         "report.html",
     ]
@@ -199,11 +202,11 @@ def test_every_embedded_image_is_a_readable_png(
     text = (out / "report.html").read_text(encoding="utf-8")
     embedded = [base64.b64decode(b64, validate=True) for b64 in DATA_URI.findall(text)]
     on_disk = [p.read_bytes() for p in paths if p.suffix == ".png"]
-    assert len(embedded) == 4
+    assert len(embedded) == 6
     assert embedded == on_disk
     for png in embedded:
         assert png.startswith(PNG_SIGNATURE)
-        assert read_png(png).shape[:2] == (495, 880)  # 8 x 4.5 in at 110 dpi
+        assert read_png(png).shape[:2] == (594, 1056)  # 8 x 4.5 in at 132 dpi
 
 
 def test_pngs_on_disk_are_not_blank(report: tuple[pathlib.Path, list[pathlib.Path]]) -> None:
@@ -268,11 +271,8 @@ def test_empty_inputs_still_write_a_report(
     """An empty latency array or timeseries gives placeholder charts, not an exception."""
     paths = write_report(tmp_path, make_summary(), latencies, timeseries, "empty-run")
     names = [p.name for p in paths]
-    assert names[:3] == [
-        "latency_percentiles.png",
-        "latency_over_time.png",
-        "throughput_over_time.png",
-    ]
+    assert names[:2] == ["latency_percentiles.png", "latency_distribution.png"]
+    assert {"throughput_over_time.png", "latency_over_time.png"} <= set(names)
     assert names[-1] == "report.html"
     for path in paths[:-1]:
         assert read_png(path.read_bytes()).std() > 0, path.name

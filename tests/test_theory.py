@@ -15,10 +15,10 @@ import math
 
 import numpy as np
 import pytest
-from conftest import check, run
+from conftest import ROOT, check, run
 from scipy import stats
 
-from simulator import analytic
+from simulator import analytic, load_scenario, simulate
 
 pytestmark = pytest.mark.slow
 
@@ -145,6 +145,34 @@ def test_sequential_calls_add_up():
         x99,
         quantile_tolerance(0.99, n, dist.pdf(x99)),
     )
+
+
+def test_seed_example_matches_the_contention_free_prediction():
+    """The seed example (10-way fan-out, two sequential db calls each, lognormal latencies)
+    measures the mean, p99 and p99.9 latency that the numerical closed form predicts."""
+    # No worker limits, so no queue to warm up; 20 s at 5,000 rps is ~100,000 requests.
+    scenario = load_scenario(ROOT / "scenarios" / "seed-example.yaml").with_overrides(
+        {"duration_s": 20, "warmup_s": 0}
+    )
+    theory = analytic.contention_free_latency(scenario)
+    assert theory is not None
+    res = simulate(scenario, workers=1)
+    lat = res.latencies_ms
+    n = len(lat)
+    check(
+        "seed example: mean latency (ms)",
+        lat.mean(),
+        theory.mean_ms,
+        Z * theory.std_ms / math.sqrt(n),
+    )
+    for p, key in ((0.99, "p99"), (0.999, "p999")):
+        x = theory.quantile_ms(p)
+        check(
+            f"seed example: {key} latency (ms)",
+            res.summary["latency_ms"][key],
+            x,
+            quantile_tolerance(p, n, theory.pdf(x)),
+        )
 
 
 def queue_runs(

@@ -1,0 +1,232 @@
+"""The report's theory cross-checks: what ``simulator.analytic`` predicts beside what the run
+measured, wherever a closed form applies.
+
+Each check is a ``Check`` row. Which checks appear depends on the scenario:
+
+* always: backend ops/s against the topology's arithmetic (offered rps × ops per request),
+  calls per request, and each service's calls/s against what the topology implies;
+* every service with a worker pool: Little's law, L (calls waiting or in service,
+  time-averaged) against λW (admitted calls/s × their mean time at the service);
+* a leaf service with fixed workers: its utilization from its admitted calls × its mean
+  latency; with exponential latency also M/M/c (mean time at the service) or, with a
+  ``queue_limit``, M/M/c/K (share of calls rejected). These assume Poisson arrivals at the
+  service: exact with one call per request, a Poisson workload and no retries; fan-out,
+  bursts and retries make arrivals burstier, so the run then waits longer than predicted;
+* a contention-free scenario (no worker limits, policies, deadline or errors): the request
+  latency's mean and percentiles from the numerical closed form of its call tree.
+
+The differences are shown, not judged: a queue check near saturation, or one whose
+assumptions the note says do not hold, can differ by more than sampling noise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .charts import _dig, _fmt_ms, _fmt_num, _fmt_sig, _is_missing
+
+if TYPE_CHECKING:
+    from .report import ReportData
+
+__all__ = ["Check", "cross_checks"]
+
+
+@dataclass(frozen=True)
+class Check:
+    check: str
+    theory: str  # the formula or model used
+    predicted: str
+    measured: str
+    difference: str
+    note: str = ""
+
+
+def _difference(predicted: float | None, measured: float | None) -> str:
+    if _is_missing(predicted) or _is_missing(measured):
+        return "—"
+    if predicted == 0:
+        return "0" if measured == 0 else "—"
+    return f"{100 * (measured - predicted) / abs(predicted):+.1f}%"
+
+
+def _row(check, theory, predicted, measured, fmt=_fmt_num, note="") -> Check:
+    diff = _difference(predicted, measured)
+    return Check(check, theory, fmt(predicted), fmt(measured), diff, note)
+
+
+def _fmt_share(x: float | None) -> str:
+    return "—" if _is_missing(x) else f"{100 * x:.2f}%"
+
+
+def _topology(data: ReportData) -> list[Check]:
+    s = data.summary
+    offered = s.get("offered_rps")
+    nominal_ops = _dig(s, "amplification.nominal_ops_per_request")
+    rows = []
+    if not _is_missing(offered) and not _is_missing(nominal_ops):
+        rows.append(
+            _row(
+                "backend ops/s",
+                f"offered rps × ops per request = {_fmt_num(offered)} × {_fmt_num(nominal_ops)}",
+                offered * nominal_ops,
+                _dig(s, "amplification.ops_per_sec"),
+                note="retries, hedges and errors move it off the arithmetic",
+            )
+        )
+    rows.append(
+        _row(
+            "calls per request",
+            "topology (fan-out × repeat along each path)",
+            _dig(s, "amplification.nominal_calls_per_request"),
+            _dig(s, "amplification.calls_per_request"),
+        )
+    )
+    if data.scenario is not None and not _is_missing(offered):
+        from .topology import nominal_amplification
+
+        per_request = nominal_amplification(data.scenario)["calls"]
+        for name in s.get("services") or {}:
+            rows.append(
+                _row(
+                    f"{name}: calls/s",
+                    f"offered rps × {_fmt_num(per_request.get(name, 0.0))} calls per request",
+                    offered * per_request.get(name, 0.0),
+                    _dig(s, f"services.{name}.calls_per_sec"),
+                )
+            )
+    return rows
+
+
+def _little(data: ReportData) -> list[Check]:
+    rows = []
+    for name, svc in (data.summary.get("services") or {}).items():
+        lam = _dig(svc, "little.admitted_per_sec")
+        w_ms = _dig(svc, "little.time_in_service_ms")
+        l_measured = _dig(svc, "little.calls_in_service")
+        if _is_missing(l_measured) or _is_missing(lam) or _is_missing(w_ms):
+            continue
+        rows.append(
+            _row(
+                f"{name}: Little's law L = λW",
+                f"λ {_fmt_num(lam)} calls/s × W {_fmt_ms(w_ms)} ms",
+                lam * w_ms / 1000.0,
+                l_measured,
+                fmt=lambda x: _fmt_sig(x, 4),
+                note="L: calls waiting or in service, time-averaged over the window",
+            )
+        )
+    return rows
+
+
+def _queues(data: ReportData) -> list[Check]:
+    if data.scenario is None:
+        return []
+    from . import analytic
+
+    rows = []
+    for name, svc in (data.summary.get("services") or {}).items():
+        spec = data.scenario.services.get(name)
+        if spec is None or spec.steps or spec.workers is None or spec.concurrency is not None:
+            continue
+        try:
+            mean_ms = float(spec.latency.mean())
+        except (ValueError, NotImplementedError):
+            continue
+        servers = spec.workers * spec.instances
+        admitted = _dig(svc, "little.admitted_per_sec")
+        if not _is_missing(admitted):
+            rows.append(
+                _row(
+                    f"{name}: utilization",
+                    f"admitted calls/s × mean latency {_fmt_ms(mean_ms)} ms ÷ {servers} workers",
+                    admitted * mean_ms / 1000.0 / servers,
+                    svc.get("utilization"),
+                    fmt=_fmt_share,
+                    note="cancelled calls free their worker early",
+                )
+            )
+        if spec.latency.dist != "exponential" or spec.instances != 1:
+            continue
+        note = "assumes Poisson arrivals at the service" + _poisson_caveat(data, name)
+        calls = svc.get("calls_per_sec")
+        if spec.queue_limit is not None and not _is_missing(calls) and calls > 0:
+            blocked = analytic.mmck_blocking_probability(
+                calls, mean_ms, spec.workers, spec.workers + spec.queue_limit
+            )
+            measured = svc["rejected"] / svc["calls"] if svc.get("calls") else None
+            rows.append(
+                _row(
+                    f"{name}: rejected share",
+                    f"M/M/{spec.workers}/{spec.workers + spec.queue_limit}",
+                    blocked,
+                    measured,
+                    fmt=_fmt_share,
+                    note=note,
+                )
+            )
+        elif not _is_missing(admitted) and admitted * mean_ms / 1000.0 < spec.workers:
+            q = analytic.mmc(admitted, mean_ms, spec.workers)
+            rows.append(
+                _row(
+                    f"{name}: mean time at the service",
+                    f"M/M/{spec.workers} (Erlang C), ρ = {q.utilization:.3f}",
+                    q.mean_sojourn_ms,
+                    _dig(svc, "latency_ms.mean"),
+                    fmt=_fmt_ms,
+                    note=note,
+                )
+            )
+    return rows
+
+
+def _poisson_caveat(data: ReportData, name: str) -> str:
+    """Why arrivals at ``name`` may not be Poisson, or '' when they are."""
+    from .topology import nominal_amplification
+
+    scenario = data.scenario
+    reasons = []
+    if scenario.workload.arrivals != "poisson":
+        reasons.append(f"{scenario.workload.arrivals} workload")
+    if nominal_amplification(scenario)["calls"].get(name, 0.0) != 1.0:
+        reasons.append("fan-out sends calls in batches")
+    if any(_dig(data.summary, f"services.{name}.{k}") for k in ("retries", "hedges")):
+        reasons.append("retries and hedges add correlated calls")
+    return f"; not here ({', '.join(reasons)})" if reasons else ""
+
+
+def _request_latency(data: ReportData) -> list[Check]:
+    if data.scenario is None:
+        return []
+    from . import analytic
+
+    prediction = analytic.contention_free_latency(data.scenario)
+    if prediction is None:
+        return []
+    s = data.summary
+    theory = "call tree: order statistics and sums of the latency distributions"
+    rows = [
+        _row(
+            "request latency: mean",
+            theory,
+            prediction.mean_ms,
+            _dig(s, "latency_ms.mean"),
+            fmt=_fmt_ms,
+        )
+    ]
+    for label, key, q in (("p50", "p50", 0.5), ("p99", "p99", 0.99), ("p99.9", "p999", 0.999)):
+        rows.append(
+            _row(
+                f"request latency: {label}",
+                theory,
+                prediction.quantile_ms(q),
+                _dig(s, f"latency_ms.{key}"),
+                fmt=_fmt_ms,
+            )
+        )
+    return rows
+
+
+def cross_checks(data: ReportData) -> list[Check]:
+    """Every check that applies to this run, in page order."""
+    return _request_latency(data) + _topology(data) + _little(data) + _queues(data)
