@@ -102,16 +102,21 @@ def _unstable(data: ReportData) -> dict[str, str]:
 
 def _too_few_samples(data: ReportData) -> list[str]:
     n = int(np.isfinite(data.latencies_ms).sum())
-    for label, p in (("p99.9", 0.999), ("p99", 0.99)):
-        above = n * (1 - p)
-        if n and above < MIN_TAIL_SAMPLES:
-            need = int(np.ceil(MIN_TAIL_SAMPLES / (1 - p)))
-            return [
-                f"Too few samples for the {label} shown: {n:,} requests leave about "
-                f"{above:.1f} above it, so a handful of requests set it. Run at least "
-                f"{need:,} requests (longer duration_s, or replications) for a stable {label}."
-            ]
-    return []
+    thin = [
+        (label, p)
+        for label, p in (("p99", 0.99), ("p99.9", 0.999))
+        if n * (1 - p) < MIN_TAIL_SAMPLES
+    ]
+    if not n or not thin:
+        return []
+    label, p = thin[0]
+    shown = " and ".join(label for label, _ in thin)
+    need = int(np.ceil(MIN_TAIL_SAMPLES / (1 - thin[-1][1])))
+    return [
+        f"Too few samples for the {shown} shown: {n:,} requests leave about "
+        f"{n * (1 - p):.1f} above the {label}, so a handful of requests set it. Run at least "
+        f"{need:,} requests (longer duration_s, or replications) for a stable {thin[-1][0]}."
+    ]
 
 
 def _warmup_too_short(data: ReportData, unstable: set[str]) -> list[str]:
