@@ -239,7 +239,7 @@ def _fanout_sentence(data: ReportData) -> str | None:
 def _load_sentence(s) -> str | None:
     """Calls and backend ops per request against the topology, and what retries and hedges
     added: 'Load: 4.69 calls per request (topology: 2) and 1.18 backend ops (topology: 1;
-    retries add 0.539), 1,715 ops/s.'"""
+    retries add 0.539, +53.9%), 1,715 ops/s.'"""
     parts = []
     for key, what in (("calls_per_request", "calls"), ("ops_per_request", "backend ops")):
         value = _dig(s, f"amplification.{key}")
@@ -252,7 +252,7 @@ def _load_sentence(s) -> str | None:
             for kind in ("retries", "hedges"):
                 added = _dig(s, f"amplification.ops_split_per_request.{kind}")
                 if added:
-                    share = f" (+{_pct(added / nominal)})" if nominal else ""
+                    share = f", +{_pct(added / nominal)}" if nominal else ""
                     notes.append(f"{kind} add {_fmt_sig(added, 3)}{share}")
         parts.append(text + (f" ({'; '.join(notes)})" if notes else ""))
     ops_s = _dig(s, "amplification.ops_per_sec")
