@@ -197,6 +197,45 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Scenario files.")
 
 
 @app.command()
+def compare(
+    run_dirs: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="RUN_DIR",
+            help="Run directories written by `fansim run`: the baseline first, then what-ifs.",
+        ),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Output directory (default: reports/compare-FIRST-vs-SECOND, FIRST and "
+            "SECOND the first two run directories' names)."
+        ),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing.")] = False,
+) -> None:
+    """Put runs side by side: write compare.html and PNG charts (the first run is the baseline)."""
+    from .compare import default_out_dir, load_runs, write_comparison
+
+    try:
+        if len(run_dirs) < 2:
+            raise ScenarioError.single(
+                str(run_dirs[0]),
+                "compare needs at least two run directories: a baseline, then what-ifs",
+            )
+        runs = load_runs(run_dirs)
+    except ScenarioError as e:
+        _fail(e)
+    out_dir = out or default_out_dir(run_dirs)
+    try:
+        written = write_comparison(runs, out_dir)
+    except OSError as e:
+        _fail(ScenarioError.single(str(out_dir), f"cannot write the comparison: {e.strerror}"))
+    if not quiet:
+        typer.echo(f"wrote {written[-1]} and {len(written) - 1} charts")
+
+
+@app.command()
 def schema() -> None:
     """Print the scenario JSON Schema (for editors' YAML autocompletion)."""
     from .model import Scenario
