@@ -203,8 +203,10 @@ def _label(name: str, run_dir: Path, summary: Mapping[str, Any]) -> str:
 
 
 def load_runs(run_dirs: Sequence[Path | str]) -> list[RunData]:
-    """Read every run directory, the baseline first; labels made unique, one color each."""
+    """Read every run directory, the baseline first; labels made unique, one color each.
+    Labels name the scenario only when the runs are of different scenarios."""
     runs = [load_run(d) for d in run_dirs]
+    one_scenario = len({r.summary.get("scenario") for r in runs}) == 1
     names = [r.name for r in runs]
     # Two directories of one name: say which parent; the same directory twice: number them.
     names = [
@@ -216,7 +218,7 @@ def load_runs(run_dirs: Sequence[Path | str]) -> list[RunData]:
         dataclasses.replace(
             run,
             name=name,
-            label=_label(name, run.path, run.summary),
+            label=name if one_scenario else _label(name, run.path, run.summary),
             color=_COLORS[i % len(_COLORS)],
         )
         for i, (run, name) in enumerate(zip(runs, names, strict=True))
@@ -329,11 +331,17 @@ def _values(runs: Sequence[RunData], m: Metric, prefix: str = "") -> list[Value]
 _ARRIVED = "requests.arrived"
 HEADLINE: tuple[tuple[str, tuple[Metric, ...]], ...] = (
     (
-        "Load",
-        (
-            Metric("Offered", "offered_rps", _fmt_num, "rps"),
-            Metric("Throughput (ok + partial)", "throughput_rps", _fmt_num, "rps", "higher"),
-            Metric("Arrived", _ARRIVED, _fmt_num, "requests"),
+        "Latency",
+        tuple(
+            Metric(label, f"latency_ms.{key}", _fmt_ms, "ms", "lower")
+            for label, key in (
+                ("Mean", "mean"),
+                ("p50", "p50"),
+                ("p90", "p90"),
+                ("p99", "p99"),
+                ("p99.9", "p999"),
+                ("Max", "max"),
+            )
         ),
     ),
     (
@@ -345,20 +353,6 @@ HEADLINE: tuple[tuple[str, tuple[Metric, ...]], ...] = (
                 ("Partial", "partial", "lower"),
                 ("Failed", "failed", "lower"),
                 ("Rejected", "rejected", "lower"),
-            )
-        ),
-    ),
-    (
-        "Latency",
-        tuple(
-            Metric(label, f"latency_ms.{key}", _fmt_ms, "ms", "lower")
-            for label, key in (
-                ("Mean", "mean"),
-                ("p50", "p50"),
-                ("p90", "p90"),
-                ("p99", "p99"),
-                ("p99.9", "p999"),
-                ("Max", "max"),
             )
         ),
     ),
@@ -376,6 +370,14 @@ HEADLINE: tuple[tuple[str, tuple[Metric, ...]], ...] = (
                 optional=True,
             ),
             Metric("Backend ops / s", "amplification.ops_per_sec", _fmt_num, "ops/s"),
+        ),
+    ),
+    (
+        "Load",
+        (
+            Metric("Offered", "offered_rps", _fmt_num, "rps"),
+            Metric("Throughput (ok + partial)", "throughput_rps", _fmt_num, "rps", "higher"),
+            Metric("Arrived", _ARRIVED, _fmt_num, "requests"),
         ),
     ),
 )

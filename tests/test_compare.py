@@ -152,8 +152,9 @@ def test_headline_shows_both_runs_and_the_change(runs: tuple[Path, Path], compar
     the offered load doubled, shown as ×2 under the what-if's 400."""
     parsed = page(compared)
     header = parsed.tables["headline"][0]
-    assert header[1].startswith("a (tiny)") and "baseline" in header[1]
-    assert header[2].startswith("b (tiny)")
+    # one scenario compared with itself: labels are the directory names alone
+    assert header[1].startswith("a ") and "baseline" in header[1]
+    assert header[2] == "b"
     assert parsed.row("headline", "Offered rps") == ["Offered rps", "200", "400 ×2"]
     for column, run in ((1, runs[0]), (2, runs[1])):
         summary = json.loads((run / "summary.json").read_text())
@@ -184,7 +185,7 @@ def test_services_are_matched_by_name_and_a_missing_one_shows_a_dash(
     assert parsed.row("headline", "Offered rps")[2] == "—"
     assert parsed.row("headline", "p99.9 ms")[2] == "—"
     text = (out / "compare.html").read_text(encoding="utf-8")
-    assert "c (tiny): no percentiles.csv" in text
+    assert "c: no percentiles.csv" in text
 
 
 def test_default_out_dir_names_the_first_two_runs(
