@@ -1,4 +1,4 @@
-"""The ``fansim`` command (SPEC §3): run, validate, schema.
+"""The ``fansim`` command (SPEC §3): run, validate, schema, compare.
 
 Every bad input ends as ``FILE:LINE:COL: message`` on stderr and exit code 2, never a traceback.
 """
@@ -53,7 +53,7 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
 @app.command()
 def run(
     file: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
-    out: Annotated[Path | None, typer.Option(help="Output directory [reports/<name>/].")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output directory (default reports/NAME/, NAME from the scenario).")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed (overrides the scenario's).")] = None,
     duration: Annotated[
         float | None, typer.Option(help="Measured simulated seconds (overrides duration_s).")

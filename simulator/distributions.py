@@ -332,11 +332,19 @@ class ScipyDist(_Dist):
 
 _FLAT = (Constant, Exponential, Lognormal, Gamma, Weibull, Pareto, Uniform, Empirical, ScipyDist)
 
-# A mixture component is a flat distribution mapping plus ``weight``.
+# A mixture component is a flat distribution mapping plus ``weight``. Each component class is
+# bound to a module-level name (ConstantComponent, ...), so pickle finds it: replications
+# send the scenario to worker processes.
 _COMPONENTS = tuple(
-    create_model(f"{c.__name__}Component", __base__=c, weight=(Annotated[float, Field(gt=0)], ...))
+    create_model(
+        f"{c.__name__}Component",
+        __base__=c,
+        __module__=__name__,
+        weight=(Annotated[float, Field(gt=0)], ...),
+    )
     for c in _FLAT
 )
+globals().update({c.__name__: c for c in _COMPONENTS})
 Component = Annotated[Union[_COMPONENTS], Field(discriminator="dist")]  # type: ignore[valid-type]  # noqa: UP007
 
 

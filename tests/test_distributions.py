@@ -8,6 +8,7 @@ import re
 
 import numpy as np
 import pytest
+from conftest import ROOT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
@@ -127,3 +128,15 @@ def test_bad_parameters_are_refused(spec, words):
     """Impossible parameters fail validation with a message naming them."""
     with pytest.raises(ValidationError, match=re.escape(words)):
         dist(**spec)
+
+
+def test_mixture_scenarios_pickle_for_worker_processes():
+    """Replications send the scenario to worker processes by pickle; mixture components
+    (classes made at import) must be found by name there."""
+    import pickle
+
+    from simulator import load_scenario
+
+    scenario = load_scenario(ROOT / "scenarios" / "homepage.yaml")
+    assert any(s.latency.dist == "mixture" for s in scenario.services.values())
+    assert pickle.loads(pickle.dumps(scenario)) == scenario
