@@ -53,7 +53,10 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
 @app.command()
 def run(
     file: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
-    out: Annotated[Path | None, typer.Option(help="Output directory (default reports/NAME/, NAME from the scenario).")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Output directory (default reports/NAME/, NAME from the scenario)."),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed (overrides the scenario's).")] = None,
     duration: Annotated[
         float | None, typer.Option(help="Measured simulated seconds (overrides duration_s).")
@@ -119,7 +122,10 @@ def _simulate_and_write(scenario, out_dir: Path, workers: int | None, quiet: boo
         _fail(ScenarioError.single(str(out_dir), f"cannot write the run's files: {e.strerror}"))
     if not quiet:
         print_summary(result.summary, Console())
-        Console().print(f"wrote {out_dir}/summary.json, timeseries.csv, report.html")
+        Console().print(
+            f"wrote {out_dir}/: summary.json, timeseries.csv, percentiles.csv, report.html "
+            "and the PNG charts"
+        )
 
 
 def print_summary(summary: dict, console) -> None:

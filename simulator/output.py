@@ -55,7 +55,8 @@ def percentiles_csv(latencies_ms: np.ndarray) -> str:
     out.write("percentile,latency_ms\n")
     if lat.size:
         x, p = percentile_grid(lat.size)
-        pct = np.union1d(np.round(100.0 * p, 6), [m for m in _MARKS_PCT if m <= 100.0 * p[-1]])
+        marks = [m for m in _MARKS_PCT if m <= 100.0 * p[-1] + 1e-9]
+        pct = np.union1d(np.round(100.0 * p, 6), marks)
         for q, v in zip(pct, np.quantile(lat, pct / 100.0), strict=True):
             out.write(f"{q:.6g},{v:.6g}\n")
     return out.getvalue()

@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import ROOT, TIMESERIES_COLUMNS, make_scenario
 from typer.testing import CliRunner
@@ -47,11 +48,34 @@ def seed_run(tmp_path_factory):
 
 
 def test_run_writes_every_output_file(seed_run):
-    """run writes summary.json, timeseries.csv, report.html and PNG charts."""
+    """run writes summary.json, timeseries.csv, percentiles.csv, report.html and PNG charts."""
     out, _ = seed_run
-    for name in ("summary.json", "timeseries.csv", "report.html", "latency_percentiles.png"):
+    for name in (
+        "summary.json",
+        "timeseries.csv",
+        "percentiles.csv",
+        "report.html",
+        "latency_percentiles.png",
+    ):
         assert (out / name).stat().st_size > 0
     assert not list(out.glob(".*tmp"))  # no temporary files left behind
+
+
+def test_percentiles_csv_is_the_latency_curve(seed_run):
+    """percentiles.csv: percentile (in %) rising from 0, latency never falling, and the p50,
+    p99 and p99.9 rows equal to summary.json's figures (same sample, 6 significant digits)."""
+    out, _ = seed_run
+    lines = (out / "percentiles.csv").read_text().splitlines()
+    assert lines[0] == "percentile,latency_ms"
+    rows = np.array([[float(x) for x in line.split(",")] for line in lines[1:]])
+    assert rows[0, 0] == 0 and np.all(np.diff(rows[:, 0]) > 0) and np.all(np.diff(rows[:, 1]) >= 0)
+    by_pct = dict(zip(rows[:, 0], rows[:, 1], strict=True))
+    summary = json.loads((out / "summary.json").read_text())
+    marks = [(50.0, "p50"), (99.0, "p99")]
+    if summary["requests"]["arrived"] >= 10_000:  # 10 requests above p99.9: the curve's end
+        marks.append((99.9, "p999"))
+    for pct, key in marks:
+        assert by_pct[pct] == pytest.approx(summary["latency_ms"][key], rel=1e-5)
 
 
 def test_summary_has_every_contract_field(seed_run):
