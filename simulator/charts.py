@@ -174,19 +174,25 @@ def _step(ax: Axes, t_s: np.ndarray, values: np.ndarray, **style: Any) -> None:
 def _shade_phases(axes: Sequence[Axes], data: ReportData, t_s: np.ndarray) -> None:
     """Grey out the warm-up and hatch the drain after the window; label on the top panel."""
     t_start, t_end = float(t_s[0]), float(_bin_edges(t_s)[-1])
+    shade_phases(axes, data.warmup_s, data.window_end_s, t_start, t_end)
+
+
+def shade_phases(
+    axes: Sequence[Axes],
+    warmup_s: float,
+    window_end_s: float | None,
+    t_start: float,
+    t_end: float,
+    warmup_label: str = "warm-up",
+) -> None:
+    """Grey [0, ``warmup_s``) and hatch the drain after ``window_end_s`` (None: no drain) on
+    every panel, labelled on the top one; the x axes span [``t_start``, ``t_end``]."""
     spans = []
-    if data.warmup_s > 0:
-        spans.append((0.0, min(data.warmup_s, t_end), "warm-up", {"facecolor": "0.88"}))
-    end = data.window_end_s
-    if end is not None and t_end > end:
-        spans.append(
-            (
-                end,
-                t_end,
-                "drain",
-                {"facecolor": "none", "hatch": "//", "edgecolor": "0.82", "linewidth": 0},
-            )
-        )
+    if warmup_s > 0:
+        spans.append((0.0, min(warmup_s, t_end), warmup_label, {"facecolor": "0.88"}))
+    if window_end_s is not None and t_end > window_end_s:
+        hatch = {"facecolor": "none", "hatch": "//", "edgecolor": "0.82", "linewidth": 0}
+        spans.append((window_end_s, t_end, "drain", hatch))
     for lo, hi, label, style in spans:
         for ax in axes:
             ax.axvspan(lo, hi, zorder=0, **style)

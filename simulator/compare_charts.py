@@ -31,6 +31,7 @@ from .charts import (
     _png_bytes,
     _step,
     nines_axis,
+    shade_phases,
 )
 
 if TYPE_CHECKING:
@@ -186,28 +187,9 @@ def _shade_phases(axes: Sequence[Axes], runs: Sequence[RunData], t_end: float) -
         warmup, duration = run.number("warmup_s") or 0.0, run.number("duration_s")
         warmups.add(warmup)
         ends.add(None if duration is None else warmup + duration)
-    spans = []
-    if min(warmups) > 0:
-        label = "warm-up" if len(warmups) == 1 else "warm-up (shortest)"
-        spans.append((0.0, min(warmups), label, {"facecolor": "0.88"}))
+    label = "warm-up" if len(warmups) == 1 else "warm-up (shortest)"
     end = ends.pop() if len(ends) == 1 else None
-    if end is not None and t_end > end:
-        hatch = {"facecolor": "none", "hatch": "//", "edgecolor": "0.82", "linewidth": 0}
-        spans.append((end, t_end, "drain", hatch))
-    for lo, hi, label, style in spans:
-        for ax in axes:
-            ax.axvspan(lo, hi, zorder=0, **style)
-        axes[0].annotate(
-            label,
-            (lo, 0.03),
-            xycoords=axes[0].get_xaxis_transform(),
-            xytext=(3, 0),
-            textcoords="offset points",
-            fontsize=8,
-            color="0.3",
-        )
-    for ax in axes:
-        ax.set_xlim(0.0, t_end)
+    shade_phases(axes, min(warmups), end, 0.0, t_end, label)
 
 
 def _chart_services(runs: Sequence[RunData]) -> Chart | None:
