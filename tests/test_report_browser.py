@@ -204,19 +204,32 @@ def run_browser(
     return subprocess.CompletedProcess(args, proc.returncode, out, None)
 
 
+def _fansim(*args: str) -> None:
+    result = CliRunner().invoke(app, list(args))
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        trace = "".join(traceback.format_exception(*result.exc_info))
+        pytest.fail(f"fansim {args[0]} raised while writing its page:\n{trace}")
+    assert result.exit_code == 0, result.output
+
+
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """report.html from `fansim run` on a small two-level fan-out with worker pools."""
+def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """report.html from `fansim run` on a small two-level fan-out with worker pools, and
+    compare.html from `fansim compare` of that run against the same at 1.5x the load."""
     work = tmp_path_factory.mktemp("browser")
     scenario = work / "browser-check.yaml"
     scenario.write_text(SCENARIO_YAML)
-    out = work / "out"
-    result = CliRunner().invoke(app, ["run", str(scenario), "--out", str(out), "-q"])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        trace = "".join(traceback.format_exception(*result.exc_info))
-        pytest.fail(f"fansim run raised while writing the report:\n{trace}")
-    assert result.exit_code == 0, result.output
-    return out / "report.html"
+    base, busier, compared = work / "base", work / "busier", work / "compared"
+    _fansim("run", str(scenario), "--out", str(base), "-q")
+    _fansim("run", str(scenario), "--out", str(busier), "--set", "workload.rps=450", "-q")
+    _fansim("compare", str(base), str(busier), "--out", str(compared), "-q")
+    return {"report": base / "report.html", "compare": compared / "compare.html"}
+
+
+@pytest.fixture(params=["report", "compare"])
+def report(request: pytest.FixtureRequest, pages: dict[str, Path]) -> Path:
+    """Each page a person opens: the run report, and the comparison of two runs."""
+    return pages[request.param]
 
 
 @pytest.mark.parametrize(
@@ -318,7 +331,7 @@ def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -> No
     )
     if keep := os.environ.get("FANSIM_SCREENSHOTS"):
         Path(keep).mkdir(parents=True, exist_ok=True)
-        shutil.copy(shot, Path(keep) / "report-first-screen.png")
+        shutil.copy(shot, Path(keep) / f"{report.stem}-first-screen.png")
     with Image.open(shot) as image:
         image.load()
         assert image.size == WINDOW_PX
