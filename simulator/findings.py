@@ -204,6 +204,8 @@ def key_findings(data: ReportData) -> list[str]:
             details.append(f"{_fmt_num(svc['rejected'])} calls rejected")
         out.append(busiest + (f" ({', '.join(details)})" if details else "") + ".")
 
+    out += _policy_sentences(data)
+
     recovery = _end_of_window(data)
     if recovery:
         out.append(recovery)
@@ -257,6 +259,50 @@ def _load_sentence(s) -> str | None:
         parts.append(text + (f" ({'; '.join(notes)})" if notes else ""))
     ops_s = _dig(s, "amplification.ops_per_sec")
     return f"Load: {' and '.join(parts)}, {_fmt_num(ops_s)} ops/s."
+
+
+def _step_target(data: ReportData, name: str) -> str:
+    """'request → backend' for the step ``request.steps.0``, from the scenario when known."""
+    owner, _, index = name.rpartition(".steps.")
+    caller = owner.removeprefix("services.")
+    if data.scenario is None:
+        return name
+    steps = (
+        data.scenario.request.steps if owner == "request" else data.scenario.services[caller].steps
+    )
+    return f"{caller} → {', '.join(steps[int(index)].callees)}"
+
+
+def _policy_sentences(data: ReportData) -> list[str]:
+    """What each step's policies sent and what became of it: the cost of a policy."""
+    out = []
+    for name, st in (data.summary.get("steps") or {}).items():
+        first = st.get("first_tries") or 0
+        sent = [
+            f"{_fmt_num(st[k])} {k}"
+            + (f" (+{_pct(st[k] / first)} of first tries)" if first else "")
+            for k in ("retries", "hedges")
+            if st.get(k)
+        ]
+        fates = [
+            f"{_fmt_num(st[k])} {label}"
+            for k, label in (
+                ("timeouts", "timed out"),
+                ("rejected", "rejected"),
+                ("circuit_open", "refused by an open breaker"),
+                ("cancelled", "cancelled"),
+                ("wasted", "answered after the caller stopped waiting (wasted)"),
+            )
+            if st.get(k)
+        ]
+        if not sent and not fates:
+            continue
+        text = f"Policies at {_step_target(data, name)}: {_fmt_num(first)} first tries"
+        text += "".join(f", {x}" for x in sent)
+        if fates:
+            text += f"; of all attempts {', '.join(fates)}"
+        out.append(text + ".")
+    return out
 
 
 def _end_of_window(data: ReportData) -> str | None:

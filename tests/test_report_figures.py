@@ -249,3 +249,23 @@ def test_report_with_scenario_draws_the_call_graph_and_theory(tmp_path):
     text = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert 'id="theory"' in text and "request latency: p99" in text
     assert "rps × N × M = 5,000 × 20 = 100,000" in text
+
+
+def test_findings_say_what_each_policy_step_sent_and_what_became_of_it():
+    """A policy step's counters become one sentence naming caller and callee."""
+    scenario = load_scenario(ROOT / "scenarios" / "hedging.yaml")
+    summary = _summary() | {
+        "steps": {
+            "request.steps.0": {
+                "first_tries": 60_000,
+                "retries": 0,
+                "hedges": 4_000,
+                "wasted": 4_000,
+            }
+        }
+    }
+    findings = key_findings(_data(summary, scenario=scenario))
+    assert (
+        "Policies at request → backend: 60,000 first tries, 4,000 hedges (+6.7% of first tries); "
+        "of all attempts 4,000 answered after the caller stopped waiting (wasted)."
+    ) in findings
