@@ -106,7 +106,6 @@ class Svc:
         self.busy = 0
         self.queued = 0
         self.busy_area = 0.0  # worker-ms
-        self.queue_area = 0.0  # call-ms
         self.queue_time = [0.0] * 64  # ms spent with i calls waiting (i >= 1), whole run
         self.cancelled_ms = 0.0  # window calls cancelled: time from arrival to cancellation
         self.limit_area = 0.0  # limit-ms: the adaptive limits x time
@@ -126,7 +125,6 @@ class Svc:
             self.busy_area += self.busy * dt
             q = self.queued
             if q:
-                self.queue_area += q * dt
                 try:
                     self.queue_time[q] += dt
                 except IndexError:
@@ -141,7 +139,8 @@ class Svc:
         areas up to ``now``, in unit-ms."""
         self.account(now)
         cap = self.fixed_cap * now if self.fixed_cap is not None else self.limit_area
-        return self.busy_area, self.queue_area, cap, self.limit_area
+        queue_area = sum(i * ms for i, ms in enumerate(self.queue_time))  # call-ms
+        return self.busy_area, queue_area, cap, self.limit_area
 
     def pick(self) -> Instance:
         """The balancer: which instance takes the next call."""
