@@ -96,6 +96,17 @@ def _fmt_num(x: float | None) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+def _fmt_pct(x: float | None, decimals: int = 1) -> str:
+    """A fraction as a percentage with ``decimals`` decimals (0.8734 -> '87.3%'); shares too
+    small for that keep two significant digits (0.00042 -> '0.042%')."""
+    if _is_missing(x):
+        return _DASH
+    pct = 100.0 * float(x)  # type: ignore[arg-type]
+    if pct != 0 and abs(pct) < 10.0**-decimals:
+        return f"{_fmt_sig(pct, 2)}%"
+    return f"{pct:.{decimals}f}%"
+
+
 def _dig(d: Mapping[str, Any] | None, path: str) -> Any:
     """``d[a][b][c]`` for ``path='a.b.c'``, or None where any key is missing."""
     for key in path.split("."):

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .charts import _DASH, Chart, _dig, _fmt_ms, _fmt_num, _fmt_sig, _is_missing
+from .charts import _DASH, Chart, _dig, _fmt_ms, _fmt_num, _fmt_pct, _fmt_sig, _is_missing
 from .compare_charts import PERCENTILES_FILENAME, TIMESERIES_FILENAME, draw_charts
 from .errors import ScenarioError
 from .files import write_atomic
@@ -262,10 +262,6 @@ class Metric:
     optional: bool = False  # dropped when no run has it
 
 
-def _fmt_pct(x: float | None) -> str:
-    return _DASH if x is None else f"{100.0 * x:.1f}%" if x == 0 or x >= 0.001 else "<0.1%"
-
-
 # A change smaller than this (relative, or in percentage points for shares) is not coloured
 # better or worse: without replications there is no interval to judge it by.
 NEGLIGIBLE_CHANGE = 0.01
@@ -383,13 +379,9 @@ HEADLINE: tuple[tuple[str, tuple[Metric, ...]], ...] = (
 )
 
 
-def _fmt_ratio(x: float | None) -> str:
-    return _DASH if x is None else f"{100.0 * x:.1f}%"
-
-
 SERVICE_METRICS: tuple[Metric, ...] = (
     Metric("Calls/s", "calls_per_sec", _fmt_num),
-    Metric("Utilization", "utilization", _fmt_ratio, points=True),
+    Metric("Utilization", "utilization", _fmt_pct, points=True),
     Metric("Rejected", "rejected", _fmt_num, better="lower"),
     Metric("Errors", "errors", _fmt_num, better="lower"),
     Metric("Timeouts", "timeouts", _fmt_num, better="lower"),

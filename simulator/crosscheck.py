@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .charts import _dig, _fmt_ms, _fmt_num, _fmt_sig, _is_missing
+from .charts import _dig, _fmt_ms, _fmt_num, _fmt_pct, _fmt_sig, _is_missing
 
 if TYPE_CHECKING:
     from .report import ReportData
@@ -56,7 +56,7 @@ def _row(check, theory, predicted, measured, fmt=_fmt_num, note="") -> Check:
 
 
 def _fmt_share(x: float | None) -> str:
-    return "—" if _is_missing(x) else f"{100 * x:.2f}%"
+    return _fmt_pct(x, 2)  # two decimals: theory rows compare fine differences
 
 
 def _topology(data: ReportData) -> list[Check]:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .charts import MIN_TAIL_SAMPLES, _dig, _fmt_ms, _fmt_num, _fmt_sig, _is_missing
+from .charts import MIN_TAIL_SAMPLES, _dig, _fmt_ms, _fmt_num, _fmt_pct, _fmt_sig, _is_missing
 
 if TYPE_CHECKING:
     from .report import ReportData
@@ -35,10 +35,6 @@ UNSTABLE_UTILIZATION = 0.95
 GROWING_QUEUE_CALLS = 5.0
 # Warm-up: the window's first tenth holds less than this share of the rest's mean queue.
 FILLING_SHARE = 0.5
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%" if x >= 0.001 or x == 0 else f"{100 * x:.2g}%"
 
 
 def _window_rows(data: ReportData) -> np.ndarray:
@@ -79,10 +75,10 @@ def _unstable(data: ReportData) -> dict[str, str]:
         reasons = []
         util = svc.get("utilization")
         if not _is_missing(util) and util >= UNSTABLE_UTILIZATION:
-            reasons.append(f"its workers were {_pct(util)} busy")
+            reasons.append(f"its workers were {_fmt_pct(util)} busy")
         load = _leaf_load(data, name)
         if load is not None and load >= 1.0:
-            reasons.append(f"admitted calls × mean latency need {_pct(load)} of its workers")
+            reasons.append(f"admitted calls × mean latency need {_fmt_pct(load)} of its workers")
         queue = data.timeseries.get(f"queue_{name}")
         if queue is not None and len(rows) >= 8:
             first, last = _quarter_means(np.asarray(queue, dtype=float)[rows])
@@ -162,7 +158,7 @@ def key_findings(data: ReportData) -> list[str]:
     arrived = _dig(s, "requests.arrived")
     if arrived:
         shares = [
-            f"{_pct(_dig(s, f'requests.{k}') / arrived)} {label}"
+            f"{_fmt_pct(_dig(s, f'requests.{k}') / arrived)} {label}"
             for k, label in (("ok", "ok"), ("partial", "partial"), ("failed", "failed"))
             + (("rejected", "rejected"),)
             if _dig(s, f"requests.{k}")
@@ -193,7 +189,7 @@ def key_findings(data: ReportData) -> list[str]:
     }
     if limited:
         name, svc = max(limited.items(), key=lambda kv: kv[1]["utilization"])
-        busiest = f"Busiest service: {name}, {_pct(svc['utilization'])} busy"
+        busiest = f"Busiest service: {name}, {_fmt_pct(svc['utilization'])} busy"
         details = []
         queue_p99 = svc.get("queue_p99")
         if queue_p99 == 0:
@@ -254,7 +250,7 @@ def _load_sentence(s) -> str | None:
             for kind in ("retries", "hedges"):
                 added = _dig(s, f"amplification.ops_split_per_request.{kind}")
                 if added:
-                    share = f", +{_pct(added / nominal)}" if nominal else ""
+                    share = f", +{_fmt_pct(added / nominal)}" if nominal else ""
                     notes.append(f"{kind} add {_fmt_sig(added, 3)}{share}")
         parts.append(text + (f" ({'; '.join(notes)})" if notes else ""))
     ops_s = _dig(s, "amplification.ops_per_sec")
@@ -280,7 +276,7 @@ def _policy_sentences(data: ReportData) -> list[str]:
         first = st.get("first_tries") or 0
         sent = [
             f"{_fmt_num(st[k])} {k}"
-            + (f" (+{_pct(st[k] / first)} of first tries)" if first else "")
+            + (f" (+{_fmt_pct(st[k] / first)} of first tries)" if first else "")
             for k in ("retries", "hedges")
             if st.get(k)
         ]
@@ -318,5 +314,5 @@ def _end_of_window(data: ReportData) -> str | None:
     return (
         f"No recovery: over the window's last {len(tail)} s, {_fmt_num(goodput)} requests/s "
         f"were answered ok or partial against {_fmt_num(arrivals)}/s arriving "
-        f"({_pct(goodput / arrivals)})."
+        f"({_fmt_pct(goodput / arrivals)})."
     )

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .callgraph import chart as call_graph_chart
-from .charts import _DASH, Chart, _dig, _fmt_ms, _fmt_num, _fmt_sig, _is_missing, draw_charts
+from .charts import Chart, _dig, _fmt_ms, _fmt_num, _fmt_pct, _fmt_sig, _is_missing, draw_charts
 from .files import write_atomic
 
 if TYPE_CHECKING:
@@ -101,14 +101,8 @@ def _as_timeseries(timeseries: Mapping[str, Any]) -> dict[str, np.ndarray]:
     return columns
 
 
-# --------------------------------------------------------------------------- formatting
-# _fmt_sig, _fmt_ms, _fmt_num, _dig and _is_missing are in charts.py, whose labels use them
-# too (so charts.py needs nothing from here at run time); the tables add only percentages.
-
-
-def _fmt_ratio(x: float | None) -> str:
-    """A fraction in [0, 1] as a percentage: 0.8734 -> '87.3%'."""
-    return _DASH if _is_missing(x) else f"{100.0 * float(x):.1f}%"  # type: ignore[arg-type]
+# Formatting (_fmt_sig, _fmt_ms, _fmt_num, _fmt_pct) and _dig, _is_missing are in charts.py,
+# whose labels use them too (so charts.py needs nothing from here at run time).
 
 
 # --------------------------------------------------------------------------- tables
@@ -239,7 +233,7 @@ def headline_groups(data: ReportData) -> list[TableGroup]:
 # and what the calling side's policies did, then latency.
 SERVICE_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("Calls/s", "calls_per_sec", _fmt_num),
-    ("Utilization", "utilization", _fmt_ratio),
+    ("Utilization", "utilization", _fmt_pct),
     ("Queue mean", "queue_mean", _fmt_ms),  # 3 significant digits, like latencies
     ("Queue p99", "queue_p99", _fmt_num),
     ("Rejected", "rejected", _fmt_num),

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from simulator.charts import _fmt_ms, _fmt_num
+from simulator.charts import _fmt_ms, _fmt_num, _fmt_pct
 from simulator.report import write_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -318,6 +318,22 @@ def test_ms_have_three_significant_digits(value: float | None, text: str) -> Non
 def test_counts_and_rates_use_thousands_separators(value: float | None, text: str) -> None:
     """Counts and rates print whole above 1,000 with separators, else up to 4 digits."""
     assert _fmt_num(value) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "decimals", "text"),
+    [
+        (0.8734, 1, "87.3%"),
+        (0.0, 1, "0.0%"),
+        (0.00042, 1, "0.042%"),
+        (1.0, 1, "100.0%"),
+        (0.48271, 2, "48.27%"),
+        (None, 1, "—"),
+    ],
+)
+def test_shares_print_as_percentages(value: float | None, decimals: int, text: str) -> None:
+    """Shares print as percentages; one too small for the decimals keeps 2 significant digits."""
+    assert _fmt_pct(value, decimals) == text
 
 
 @pytest.mark.parametrize("module", ["simulator.report", "simulator.charts"])
