@@ -27,9 +27,10 @@ from typing import TYPE_CHECKING
 from .charts import _dig, _fmt_ms, _fmt_num, _fmt_pct, _fmt_sig, _is_missing
 
 if TYPE_CHECKING:
+    from .model import Service
     from .report import ReportData
 
-__all__ = ["Check", "cross_checks"]
+__all__ = ["Check", "cross_checks", "leaf_pool", "offered_load"]
 
 
 @dataclass(frozen=True)
@@ -119,28 +120,46 @@ def _little(data: ReportData) -> list[Check]:
     return rows
 
 
+def leaf_pool(data: ReportData, name: str) -> tuple[Service, float] | None:
+    """``(spec, mean latency in ms)`` of a leaf service with a fixed worker pool and a known
+    mean latency (what a queueing formula covers), else None."""
+    spec = data.scenario.services.get(name) if data.scenario is not None else None
+    if spec is None or spec.steps or spec.workers is None or spec.concurrency is not None:
+        return None
+    try:
+        return spec, float(spec.latency.mean())
+    except (ValueError, NotImplementedError):
+        return None
+
+
+def offered_load(data: ReportData, name: str) -> float | None:
+    """Admitted calls/s × mean latency ÷ workers of a ``leaf_pool`` service: its utilization
+    as theory predicts it, at or above 1 when it cannot keep up; None when not a leaf pool."""
+    pool = leaf_pool(data, name)
+    admitted = _dig(data.summary, f"services.{name}.little.admitted_per_sec")
+    if pool is None or _is_missing(admitted):
+        return None
+    spec, mean_ms = pool
+    return admitted * mean_ms / 1000.0 / (spec.workers * spec.instances)
+
+
 def _queues(data: ReportData) -> list[Check]:
-    if data.scenario is None:
-        return []
     from . import analytic
 
     rows = []
     for name, svc in (data.summary.get("services") or {}).items():
-        spec = data.scenario.services.get(name)
-        if spec is None or spec.steps or spec.workers is None or spec.concurrency is not None:
+        pool = leaf_pool(data, name)
+        if pool is None:
             continue
-        try:
-            mean_ms = float(spec.latency.mean())
-        except (ValueError, NotImplementedError):
-            continue
-        servers = spec.workers * spec.instances
-        admitted = _dig(svc, "little.admitted_per_sec")
-        if not _is_missing(admitted):
+        spec, mean_ms = pool
+        load = offered_load(data, name)
+        if load is not None:
             rows.append(
                 _row(
                     f"{name}: utilization",
-                    f"admitted calls/s × mean latency {_fmt_ms(mean_ms)} ms ÷ {servers} workers",
-                    admitted * mean_ms / 1000.0 / servers,
+                    f"admitted calls/s × mean latency {_fmt_ms(mean_ms)} ms ÷ "
+                    f"{spec.workers * spec.instances} workers",
+                    load,
                     svc.get("utilization"),
                     fmt=_fmt_share,
                     note="cancelled calls free their worker early",
@@ -165,7 +184,8 @@ def _queues(data: ReportData) -> list[Check]:
                     note=note,
                 )
             )
-        elif not _is_missing(admitted) and admitted * mean_ms / 1000.0 < spec.workers:
+        elif load is not None and load < 1.0:
+            admitted = svc["little"]["admitted_per_sec"]
             q = analytic.mmc(admitted, mean_ms, spec.workers)
             rows.append(
                 _row(

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .charts import MIN_TAIL_SAMPLES, _dig, _fmt_ms, _fmt_num, _fmt_pct, _fmt_sig, _is_missing
+from .crosscheck import offered_load
 
 if TYPE_CHECKING:
     from .report import ReportData
@@ -52,21 +53,6 @@ def _quarter_means(values: np.ndarray) -> tuple[float, float]:
         return float(np.nanmean(values[:q])), float(np.nanmean(values[-q:]))
 
 
-def _leaf_load(data: ReportData, name: str) -> float | None:
-    """Admitted calls × mean latency ÷ workers for a leaf with fixed workers, else None."""
-    spec = data.scenario.services.get(name) if data.scenario is not None else None
-    if spec is None or spec.steps or spec.workers is None or spec.concurrency is not None:
-        return None
-    admitted = _dig(data.summary, f"services.{name}.little.admitted_per_sec")
-    try:
-        mean_ms = spec.latency.mean()
-    except (ValueError, NotImplementedError):
-        return None
-    if _is_missing(admitted) or _is_missing(mean_ms):
-        return None
-    return admitted * mean_ms / 1000.0 / (spec.workers * spec.instances)
-
-
 def _unstable(data: ReportData) -> dict[str, str]:
     """A warning per unstable service, by name."""
     out = {}
@@ -76,7 +62,7 @@ def _unstable(data: ReportData) -> dict[str, str]:
         util = svc.get("utilization")
         if not _is_missing(util) and util >= UNSTABLE_UTILIZATION:
             reasons.append(f"its workers were {_fmt_pct(util)} busy")
-        load = _leaf_load(data, name)
+        load = offered_load(data, name)
         if load is not None and load >= 1.0:
             reasons.append(f"admitted calls × mean latency need {_fmt_pct(load)} of its workers")
         queue = data.timeseries.get(f"queue_{name}")
