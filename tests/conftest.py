@@ -19,6 +19,14 @@ ROOT = Path(__file__).resolve().parents[1]
 # The time series columns SPEC §4 names, in order (then queue_<svc>, util_<svc>).
 TIMESERIES_COLUMNS = ["t_s", "arrivals", "completions", "ops", "p50_ms", "p99_ms", "errors"]
 THEORY_ROWS: list[tuple[str, float, float, float]] = []
+# A call latency that is 1 ms, or 100 ms ("slow") 1% of the time.
+ONE_PERCENT_SLOW = {
+    "dist": "mixture",
+    "components": [
+        {"weight": 0.99, "dist": "constant", "ms": 1},
+        {"weight": 0.01, "dist": "constant", "ms": 100},
+    ],
+}
 
 
 def make_scenario(services: dict, steps: list, **top) -> Scenario:

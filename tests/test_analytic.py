@@ -7,7 +7,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from conftest import ROOT, make_scenario
+from conftest import ONE_PERCENT_SLOW, ROOT, make_scenario
 from scipy import integrate, stats
 
 from simulator import analytic as an
@@ -366,13 +366,7 @@ def test_contention_free_list_of_services_waits_for_the_slowest():
 def test_contention_free_shards_and_atoms():
     """fanout: shards calls every instance; a 1%-slow constant mixture over 100 shards is slow
     (>= 100 ms) with probability 1 - 0.99^100, and quantiles at atoms are within h of them."""
-    slow = {
-        "dist": "mixture",
-        "components": [
-            {"weight": 0.99, "dist": "constant", "ms": 1},
-            {"weight": 0.01, "dist": "constant", "ms": 100},
-        ],
-    }
+    slow = ONE_PERCENT_SLOW
     p = predict(
         {"shard": {"latency": slow, "instances": 100}}, [{"call": "shard", "fanout": "shards"}]
     )

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import ROOT, check, run
+from conftest import ONE_PERCENT_SLOW, ROOT, check, run
 from scipy import stats
 
 from simulator import analytic, load_scenario, simulate
@@ -71,13 +71,7 @@ def test_max_of_n_exponentials():
 
 def test_hundred_way_fanout_with_one_percent_slow_calls():
     """With 100 calls each slow 1% of the time, 1 - 0.99^100 = 63.4% of requests are slow."""
-    slow = {
-        "dist": "mixture",
-        "components": [
-            {"weight": 0.99, "dist": "constant", "ms": 1},
-            {"weight": 0.01, "dist": "constant", "ms": 100},
-        ],
-    }
+    slow = ONE_PERCENT_SLOW
     res = run(
         {"shard": {"latency": slow}},
         [{"call": "shard", "fanout": 100}],
