@@ -28,6 +28,7 @@ from .charts import (
     _legend,
     _maybe_log_y,
     _new_figure,
+    _placeholder,
     _png_bytes,
     _step,
     nines_axis,
@@ -47,14 +48,6 @@ PERCENTILES_FILENAME = "percentiles.csv"  # as output.PERCENTILES_FILENAME (not 
 
 # Percentile marks on the curves: (label, percentile in %, summary key, marker).
 _MARKS = (("p50", 50.0, "p50", "o"), ("p99", 99.0, "p99", "s"), ("p99.9", 99.9, "p999", "^"))
-
-
-def _placeholder(filename: str, title: str, message: str, caption: str) -> Chart:
-    fig, (ax,) = _new_figure()
-    ax.set_title(title)
-    ax.set_axis_off()
-    ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=16, color="0.4")
-    return Chart(filename, title, caption, _png_bytes(fig))
 
 
 def _without(runs: Sequence[RunData], what: str, missing: Callable[[RunData], bool]) -> str:

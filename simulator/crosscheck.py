@@ -84,9 +84,7 @@ def _topology(data: ReportData) -> list[Check]:
         )
     )
     if data.scenario is not None and not _is_missing(offered):
-        from .topology import nominal_amplification
-
-        per_request = nominal_amplification(data.scenario)["calls"]
+        per_request = data.nominal_calls
         for name in s.get("services") or {}:
             rows.append(
                 _row(
@@ -202,13 +200,11 @@ def _queues(data: ReportData) -> list[Check]:
 
 def _poisson_caveat(data: ReportData, name: str) -> str:
     """Why arrivals at ``name`` may not be Poisson, or '' when they are."""
-    from .topology import nominal_amplification
-
     scenario = data.scenario
     reasons = []
     if scenario.workload.arrivals != "poisson":
         reasons.append(f"{scenario.workload.arrivals} workload")
-    if nominal_amplification(scenario)["calls"].get(name, 0.0) != 1.0:
+    if data.nominal_calls.get(name, 0.0) != 1.0:
         reasons.append("fan-out sends calls in batches")
     if any(_dig(data.summary, f"services.{name}.{k}") for k in ("retries", "hedges")):
         reasons.append("retries and hedges add correlated calls")

@@ -54,6 +54,16 @@ class ReportData:
     scenario_name: str
     scenario: Scenario | None = None  # the call graph and theory checks need it
 
+    @functools.cached_property
+    def nominal_calls(self) -> dict[str, float]:
+        """Calls per request to each service that the topology implies ({} with no scenario),
+        computed once for every section that needs it."""
+        if self.scenario is None:
+            return {}
+        from .topology import nominal_amplification
+
+        return nominal_amplification(self.scenario)["calls"]
+
     @property
     def warmup_s(self) -> float:
         return float(self.summary.get("warmup_s") or 0.0)
