@@ -18,19 +18,19 @@ __all__ = ["Result", "Scenario", "ScenarioError", "analytic", "load_scenario", "
 __version__ = "0.1.0"
 
 _HOME = {
-    "Result": "run",
-    "Scenario": "model",
-    "ScenarioError": "errors",
-    "load_scenario": "loader",
-    "simulate": "run",
+    "Result": "results.simulate",
+    "Scenario": "scenario.model",
+    "ScenarioError": "scenario.errors",
+    "load_scenario": "scenario.loader",
+    "simulate": "results.simulate",
 }
 
 if TYPE_CHECKING:
     from . import analytic
-    from .errors import ScenarioError
-    from .loader import load_scenario
-    from .model import Scenario
-    from .run import Result, simulate
+    from .results.simulate import Result, simulate
+    from .scenario.errors import ScenarioError
+    from .scenario.loader import load_scenario
+    from .scenario.model import Scenario
 
 
 def __getattr__(name: str):

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .errors import EXIT_BAD_INPUT, ScenarioError
+from .scenario.errors import EXIT_BAD_INPUT, ScenarioError
 
 app = typer.Typer(
     add_completion=False,
@@ -72,7 +72,7 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No table, no progress.")] = False,
 ) -> None:
     """Simulate FILE; print a summary table; write summary.json, timeseries.csv, report.html."""
-    from .loader import load_scenario
+    from .scenario.loader import load_scenario
 
     try:
         overrides = parse_sets(set_ or [])
@@ -91,8 +91,8 @@ def run(
 def _simulate_and_write(scenario, out_dir: Path, workers: int | None, quiet: bool) -> None:
     from rich.console import Console
 
-    from .output import write_run
-    from .run import simulate
+    from .report.run_dir import write_run
+    from .results.simulate import simulate
 
     err = Console(stderr=True)
     live = not quiet and err.is_terminal
@@ -186,7 +186,7 @@ def print_summary(summary: dict, console) -> None:
 @app.command()
 def validate(files: Annotated[list[Path], typer.Argument(help="Scenario files.")]) -> None:
     """Check scenario files: exit 0, or exit 2 with one line per problem."""
-    from .loader import load_scenario
+    from .scenario.loader import load_scenario
 
     bad = False
     for file in files:
@@ -221,7 +221,8 @@ def compare(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing.")] = False,
 ) -> None:
     """Put runs side by side: write compare.html and PNG charts (the first run is the baseline)."""
-    from .compare import default_out_dir, load_runs, write_comparison
+    from .report.compare import write_comparison
+    from .report.runs import default_out_dir, load_runs
 
     try:
         if len(run_dirs) < 2:
@@ -244,7 +245,7 @@ def compare(
 @app.command()
 def schema() -> None:
     """Print the scenario JSON Schema (for editors' YAML autocompletion)."""
-    from .model import Scenario
+    from .scenario.model import Scenario
 
     doc = Scenario.model_json_schema()
     doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from simulator import simulate
-from simulator.loader import validate
-from simulator.model import Scenario
+from simulator.scenario.model import Scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 # The time series columns SPEC §4 names, in order (then queue_<svc>, util_<svc>).
@@ -40,7 +39,7 @@ def make_scenario(services: dict, steps: list, **top) -> Scenario:
         "request": {"steps": copy.deepcopy(steps)},
         "services": copy.deepcopy(services),
     } | top
-    return validate(data, "<test>")
+    return Scenario.from_data(data, "<test>")
 
 
 def run(services: dict, steps: list, **top):

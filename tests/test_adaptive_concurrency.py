@@ -7,8 +7,8 @@ import pytest
 from conftest import run
 from test_semantics import const, run_trace
 
-from simulator.limits import Limit
-from simulator.model import Concurrency
+from simulator.engine.limits import Limit
+from simulator.scenario.model import Concurrency
 
 
 def aimd(**kw) -> Limit:

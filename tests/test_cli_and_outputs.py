@@ -226,7 +226,7 @@ def test_example_scenarios_validate_and_run(tmp_path):
 
 def test_outputs_are_written_atomically(tmp_path, monkeypatch):
     """A failure while writing leaves the previous file intact and no temporary file."""
-    from simulator import files
+    from simulator.results import files
 
     target = tmp_path / "summary.json"
     files.write_atomic(target, "old")

@@ -14,9 +14,10 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from simulator.charts import _fmt_num
 from simulator.cli import app
-from simulator.compare import Metric, _change, default_out_dir
+from simulator.report.compare import Metric, describe_change
+from simulator.report.format import fmt_num
+from simulator.report.runs import default_out_dir
 
 DATA_URI = re.compile(r'src="data:image/png;base64,([^"]*)"')
 # A tiny scenario: a front service fanning out to 2 calls of a db with few workers.
@@ -159,7 +160,7 @@ def test_headline_shows_both_runs_and_the_change(runs: tuple[Path, Path], compar
     for column, run in ((1, runs[0]), (2, runs[1])):
         summary = json.loads((run / "summary.json").read_text())
         cell = parsed.row("headline", "Arrived requests")[column]
-        assert cell.split()[0] == _fmt_num(summary["requests"]["arrived"])
+        assert cell.split()[0] == fmt_num(summary["requests"]["arrived"])
 
 
 def test_services_are_matched_by_name_and_a_missing_one_shows_a_dash(
@@ -306,5 +307,5 @@ def test_change_against_the_baseline(
 ) -> None:
     """A what-if's change reads as a percentage, a factor from ×2 (or ×0.5), or percentage
     points for shares; better/worse only when the 95% intervals do not overlap."""
-    got_text, got_tone, _ = _change(metric, base, new)
+    got_text, got_tone, _ = describe_change(metric, base, new)
     assert (got_text, got_tone) == (text, tone)

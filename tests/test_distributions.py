@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
-from simulator.distributions import Latency
+from simulator.scenario.distributions import Latency
 
 LATENCY = TypeAdapter(Latency)
 N = 200_000

@@ -14,8 +14,8 @@ import sys
 import numpy as np
 import pytest
 
-from simulator.charts import _fmt_ms, _fmt_num, _fmt_pct
-from simulator.report import write_report
+from simulator.report.format import fmt_ms, fmt_num, fmt_pct
+from simulator.report.run_report import write_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 DATA_URI = re.compile(r'src="data:image/png;base64,([^"]*)"')
@@ -308,7 +308,7 @@ def test_unequal_timeseries_columns_are_rejected_by_name(tmp_path: pathlib.Path)
 )
 def test_ms_have_three_significant_digits(value: float | None, text: str) -> None:
     """Latencies print with 3 significant digits, thousands separators, and '—' when absent."""
-    assert _fmt_ms(value) == text
+    assert fmt_ms(value) == text
 
 
 @pytest.mark.parametrize(
@@ -317,7 +317,7 @@ def test_ms_have_three_significant_digits(value: float | None, text: str) -> Non
 )
 def test_counts_and_rates_use_thousands_separators(value: float | None, text: str) -> None:
     """Counts and rates print whole above 1,000 with separators, else up to 4 digits."""
-    assert _fmt_num(value) == text
+    assert fmt_num(value) == text
 
 
 @pytest.mark.parametrize(
@@ -333,10 +333,18 @@ def test_counts_and_rates_use_thousands_separators(value: float | None, text: st
 )
 def test_shares_print_as_percentages(value: float | None, decimals: int, text: str) -> None:
     """Shares print as percentages; one too small for the decimals keeps 2 significant digits."""
-    assert _fmt_pct(value, decimals) == text
+    assert fmt_pct(value, decimals) == text
 
 
-@pytest.mark.parametrize("module", ["simulator.report", "simulator.charts"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "simulator.report.run_report",
+        "simulator.report.charts",
+        "simulator.report.compare",
+        "simulator.report.run_dir",
+    ],
+)
 def test_import_does_not_load_matplotlib_or_jinja2(module: str) -> None:
     """Importing the report or its charts stays cheap: matplotlib and jinja2 load only when used."""
     code = (

@@ -11,12 +11,13 @@ from conftest import ROOT, check, make_scenario, run
 from scipy import stats
 
 from simulator import analytic, load_scenario
-from simulator.callgraph import call_graph
-from simulator.charts import _fmt_ms
-from simulator.crosscheck import cross_checks
-from simulator.findings import key_findings, warnings
-from simulator.metrics import _time_quantile
-from simulator.report import ReportData, write_report
+from simulator.report.callgraph import call_graph
+from simulator.report.crosscheck import cross_checks
+from simulator.report.data import ReportData
+from simulator.report.findings import key_findings, warnings
+from simulator.report.format import fmt_ms
+from simulator.report.run_report import write_report
+from simulator.results.summary import time_quantile
 
 
 def replication_tolerance(values: list[float]) -> float:
@@ -35,10 +36,10 @@ def test_time_quantile_weights_levels_by_time():
     start = [0.0, 100.0, 0.0]  # before the window: ignored
     end = [0.0, 400.0, 200.0, 15.0]  # in the window: 300 ms at 1, 200 at 2, 15 at 3
     # shares: level 0 485/1000, 1 -> 0.785, 2 -> 0.985, 3 -> 1.0
-    assert _time_quantile(start, end, window_ms, 0.5) == 1
-    assert _time_quantile(start, end, window_ms, 0.98) == 2
-    assert _time_quantile(start, end, window_ms, 0.99) == 3
-    assert _time_quantile([], [0.0], window_ms, 0.99) == 0  # never queued
+    assert time_quantile(start, end, window_ms, 0.5) == 1
+    assert time_quantile(start, end, window_ms, 0.98) == 2
+    assert time_quantile(start, end, window_ms, 0.99) == 3
+    assert time_quantile([], [0.0], window_ms, 0.99) == 0  # never queued
 
 
 @pytest.mark.slow
@@ -213,7 +214,7 @@ def test_cross_checks_pick_the_closed_forms_that_apply():
     # M/M/1 at the measured arrival rate (~500/s): 1 / (mu - lambda) ~ 2 ms
     admitted = run_scenario(mm1).summary["services"]["server"]["little"]["admitted_per_sec"]
     expected = analytic.mm1(admitted, 1.0).mean_sojourn_ms
-    assert rows["server: mean time at the service"].predicted == _fmt_ms(expected)
+    assert rows["server: mean time at the service"].predicted == fmt_ms(expected)
     assert 1.9 < expected < 2.1
     assert "server: Little's law L = λW" in rows
     assert (

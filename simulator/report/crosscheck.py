@@ -24,11 +24,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .charts import _dig, _fmt_ms, _fmt_num, _fmt_pct, _fmt_sig, _is_missing
+from .. import analytic
+from .format import dig, fmt_ms, fmt_num, fmt_pct, fmt_sig, is_missing
 
 if TYPE_CHECKING:
-    from .model import Service
-    from .report import ReportData
+    from ..scenario.model import Service
+    from .data import ReportData
 
 __all__ = ["Check", "cross_checks", "leaf_pool", "offered_load"]
 
@@ -44,34 +45,34 @@ class Check:
 
 
 def _difference(predicted: float | None, measured: float | None) -> str:
-    if _is_missing(predicted) or _is_missing(measured):
+    if is_missing(predicted) or is_missing(measured):
         return "—"
     if predicted == 0:
         return "0" if measured == 0 else "—"
     return f"{100 * (measured - predicted) / abs(predicted):+.1f}%"
 
 
-def _row(check, theory, predicted, measured, fmt=_fmt_num, note="") -> Check:
+def _row(check, theory, predicted, measured, fmt=fmt_num, note="") -> Check:
     diff = _difference(predicted, measured)
     return Check(check, theory, fmt(predicted), fmt(measured), diff, note)
 
 
 def _fmt_share(x: float | None) -> str:
-    return _fmt_pct(x, 2)  # two decimals: theory rows compare fine differences
+    return fmt_pct(x, 2)  # two decimals: theory rows compare fine differences
 
 
 def _topology(data: ReportData) -> list[Check]:
     s = data.summary
     offered = s.get("offered_rps")
-    nominal_ops = _dig(s, "amplification.nominal_ops_per_request")
+    nominal_ops = dig(s, "amplification.nominal_ops_per_request")
     rows = []
-    if not _is_missing(offered) and not _is_missing(nominal_ops):
+    if not is_missing(offered) and not is_missing(nominal_ops):
         rows.append(
             _row(
                 "backend ops/s",
-                f"offered rps × ops per request = {_fmt_num(offered)} × {_fmt_num(nominal_ops)}",
+                f"offered rps × ops per request = {fmt_num(offered)} × {fmt_num(nominal_ops)}",
                 offered * nominal_ops,
-                _dig(s, "amplification.ops_per_sec"),
+                dig(s, "amplification.ops_per_sec"),
                 note="retries, hedges and errors move it off the arithmetic",
             )
         )
@@ -79,19 +80,19 @@ def _topology(data: ReportData) -> list[Check]:
         _row(
             "calls per request",
             "topology (fan-out × repeat along each path)",
-            _dig(s, "amplification.nominal_calls_per_request"),
-            _dig(s, "amplification.calls_per_request"),
+            dig(s, "amplification.nominal_calls_per_request"),
+            dig(s, "amplification.calls_per_request"),
         )
     )
-    if data.scenario is not None and not _is_missing(offered):
+    if data.scenario is not None and not is_missing(offered):
         per_request = data.nominal_calls
         for name in s.get("services") or {}:
             rows.append(
                 _row(
                     f"{name}: calls/s",
-                    f"offered rps × {_fmt_num(per_request.get(name, 0.0))} calls per request",
+                    f"offered rps × {fmt_num(per_request.get(name, 0.0))} calls per request",
                     offered * per_request.get(name, 0.0),
-                    _dig(s, f"services.{name}.calls_per_sec"),
+                    dig(s, f"services.{name}.calls_per_sec"),
                 )
             )
     return rows
@@ -100,18 +101,18 @@ def _topology(data: ReportData) -> list[Check]:
 def _little(data: ReportData) -> list[Check]:
     rows = []
     for name, svc in (data.summary.get("services") or {}).items():
-        lam = _dig(svc, "little.admitted_per_sec")
-        w_ms = _dig(svc, "little.time_in_service_ms")
-        l_measured = _dig(svc, "little.calls_in_service")
-        if _is_missing(l_measured) or _is_missing(lam) or _is_missing(w_ms):
+        lam = dig(svc, "little.admitted_per_sec")
+        w_ms = dig(svc, "little.time_in_service_ms")
+        l_measured = dig(svc, "little.calls_in_service")
+        if is_missing(l_measured) or is_missing(lam) or is_missing(w_ms):
             continue
         rows.append(
             _row(
                 f"{name}: Little's law L = λW",
-                f"λ {_fmt_num(lam)} calls/s × W {_fmt_ms(w_ms)} ms",
+                f"λ {fmt_num(lam)} calls/s × W {fmt_ms(w_ms)} ms",
                 lam * w_ms / 1000.0,
                 l_measured,
-                fmt=lambda x: _fmt_sig(x, 4),
+                fmt=lambda x: fmt_sig(x, 4),
                 note="L: calls waiting or in service, time-averaged over the window",
             )
         )
@@ -134,16 +135,14 @@ def offered_load(data: ReportData, name: str) -> float | None:
     """Admitted calls/s × mean latency ÷ workers of a ``leaf_pool`` service: its utilization
     as theory predicts it, at or above 1 when it cannot keep up; None when not a leaf pool."""
     pool = leaf_pool(data, name)
-    admitted = _dig(data.summary, f"services.{name}.little.admitted_per_sec")
-    if pool is None or _is_missing(admitted):
+    admitted = dig(data.summary, f"services.{name}.little.admitted_per_sec")
+    if pool is None or is_missing(admitted):
         return None
     spec, mean_ms = pool
     return admitted * mean_ms / 1000.0 / (spec.workers * spec.instances)
 
 
 def _queues(data: ReportData) -> list[Check]:
-    from . import analytic
-
     rows = []
     for name, svc in (data.summary.get("services") or {}).items():
         pool = leaf_pool(data, name)
@@ -155,7 +154,7 @@ def _queues(data: ReportData) -> list[Check]:
             rows.append(
                 _row(
                     f"{name}: utilization",
-                    f"admitted calls/s × mean latency {_fmt_ms(mean_ms)} ms ÷ "
+                    f"admitted calls/s × mean latency {fmt_ms(mean_ms)} ms ÷ "
                     f"{spec.workers * spec.instances} workers",
                     load,
                     svc.get("utilization"),
@@ -167,7 +166,7 @@ def _queues(data: ReportData) -> list[Check]:
             continue
         note = "assumes Poisson arrivals at the service" + _poisson_caveat(data, name)
         calls = svc.get("calls_per_sec")
-        if spec.queue_limit is not None and not _is_missing(calls) and calls > 0:
+        if spec.queue_limit is not None and not is_missing(calls) and calls > 0:
             blocked = analytic.mmck_blocking_probability(
                 calls, mean_ms, spec.workers, spec.workers + spec.queue_limit
             )
@@ -190,8 +189,8 @@ def _queues(data: ReportData) -> list[Check]:
                     f"{name}: mean time at the service",
                     f"M/M/{spec.workers} (Erlang C), ρ = {q.utilization:.3f}",
                     q.mean_sojourn_ms,
-                    _dig(svc, "latency_ms.mean"),
-                    fmt=_fmt_ms,
+                    dig(svc, "latency_ms.mean"),
+                    fmt=fmt_ms,
                     note=note,
                 )
             )
@@ -206,7 +205,7 @@ def _poisson_caveat(data: ReportData, name: str) -> str:
         reasons.append(f"{scenario.workload.arrivals} workload")
     if data.nominal_calls.get(name, 0.0) != 1.0:
         reasons.append("fan-out sends calls in batches")
-    if any(_dig(data.summary, f"services.{name}.{k}") for k in ("retries", "hedges")):
+    if any(dig(data.summary, f"services.{name}.{k}") for k in ("retries", "hedges")):
         reasons.append("retries and hedges add correlated calls")
     return f"; not here ({', '.join(reasons)})" if reasons else ""
 
@@ -214,8 +213,6 @@ def _poisson_caveat(data: ReportData, name: str) -> str:
 def _request_latency(data: ReportData) -> list[Check]:
     if data.scenario is None:
         return []
-    from . import analytic
-
     prediction = analytic.contention_free_latency(data.scenario)
     if prediction is None:
         return []
@@ -226,8 +223,8 @@ def _request_latency(data: ReportData) -> list[Check]:
             "request latency: mean",
             theory,
             prediction.mean_ms,
-            _dig(s, "latency_ms.mean"),
-            fmt=_fmt_ms,
+            dig(s, "latency_ms.mean"),
+            fmt=fmt_ms,
         )
     ]
     for label, key, q in (("p50", "p50", 0.5), ("p99", "p99", 0.99), ("p99.9", "p999", 0.999)):
@@ -236,8 +233,8 @@ def _request_latency(data: ReportData) -> list[Check]:
                 f"request latency: {label}",
                 theory,
                 prediction.quantile_ms(q),
-                _dig(s, f"latency_ms.{key}"),
-                fmt=_fmt_ms,
+                dig(s, f"latency_ms.{key}"),
+                fmt=fmt_ms,
             )
         )
     return rows

@@ -1,4 +1,5 @@
-"""The scenario data model: frozen, typed, validated once at the edge (see :mod:`.loader`).
+"""The scenario data model: frozen, typed, validated once at the edge (see :mod:`.loader`
+and :mod:`.validation`).
 
 The engine reads only these models and trusts them: every number has its unit in its name, every
 cross-reference (a called service, ``require`` against the fan-out) has been checked.
@@ -19,7 +20,10 @@ from pydantic import (
     model_validator,
 )
 
+from .arrivals import expected_arrivals
 from .distributions import Latency, read_number_file, resolve_path
+from .overrides import Path_, apply_overrides
+from .validation import Positions, validate
 
 PosFloat = Annotated[float, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
@@ -105,8 +109,6 @@ class Workload(_Model):
 
     def mean_rps(self, duration_s: float, warmup_s: float) -> float:
         """The offered rate (requests per simulated second) over the measured window."""
-        from .arrivals import expected_arrivals
-
         return expected_arrivals(self, warmup_s, warmup_s + duration_s) / duration_s
 
 
@@ -226,7 +228,7 @@ class Request(_Model):
 
 class Concurrency(_Model):
     """An adaptive concurrency limit per instance, in place of a fixed ``workers``
-    (see :mod:`simulator.limits`)."""
+    (see :mod:`simulator.engine.limits`)."""
 
     algorithm: Literal["aimd", "gradient"]
     initial: PosInt = 20
@@ -297,12 +299,25 @@ class Scenario(_Model):
         n = self.calls_in(step)
         return {"all": n, "any": 1}.get(step.require, step.require)  # type: ignore[arg-type]
 
+    @classmethod
+    def from_data(
+        cls,
+        data: dict[str, Any],
+        file: str = "<scenario>",
+        positions: Positions | None = None,
+        overridden: dict[Path_, str] | None = None,
+    ) -> Scenario:
+        """Validate a scenario given as plain data (as a YAML file would load); raise
+        ``ScenarioError`` with one line per problem, placed by ``positions`` when given."""
+        scenario = validate(cls, data, file, positions, overridden)
+        scenario._source = file
+        scenario._raw = data
+        return scenario
+
     def with_overrides(self, overrides: dict[str, Any]) -> Scenario:
         """A new scenario with dotted-path overrides (``{"workload.rps": 8000}``), re-validated."""
-        from .loader import apply_overrides, validate
-
         data, paths = apply_overrides(self._raw, overrides, self._source)
-        return validate(data, self._source, overridden=paths)
+        return type(self).from_data(data, self._source, overridden=paths)
 
     def with_seed(self, seed: int) -> Scenario:
         return self.with_overrides({"seed": seed})

@@ -1,9 +1,9 @@
 """How calls flow: a call in flight, a step's fan-in, a flow of steps, a user request.
 
 A :class:`Flow` runs a plan of steps on the event path; each step sends its calls (through
-``Sim.send``, or a policy :class:`~simulator.policies.Slot`) and a :class:`FanIn` counts their
-answers until ``require`` is met or cannot be. Calls the flow stops waiting for are cancelled
-or abandoned (``Sim.drop``). A :class:`Request` owns the top flow, its deadline and its one
+``Sim.send``, or a policy :class:`~.policies.Slot`) and a :class:`FanIn` counts their answers
+until ``require`` is met or cannot be. Calls the flow stops waiting for are cancelled or
+abandoned (``Sim.drop``). A :class:`Request` owns the top flow, its deadline and its one
 outcome.
 """
 
@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from simpy.events import Timeout
 
-from .model import Step
+from ..scenario.model import Step
 
 if TYPE_CHECKING:
-    from .engine import Sim
     from .services import Svc
+    from .sim import Sim
 
 OK, PARTIAL, FAILED, REJECTED = 0, 1, 2, 3
 OUTCOMES = ("ok", "partial", "failed", "rejected")
@@ -269,7 +269,7 @@ class Request:
         sim = self.sim
         sim.outstanding -= 1
         outcome = (PARTIAL if self.flow.partial else OK) if ok else cause
-        sim._record(self.t0, sim.env.now - self.t0, outcome)
+        sim.record(self.t0, sim.env.now - self.t0, outcome)
 
     def deadline(self, _event) -> None:
         """The deadline: the user gets what has arrived. Missing only optional steps is a
@@ -284,12 +284,12 @@ class Request:
         self.done(ok, FAILED)
 
 
-def _event_segments(plan: tuple[RStep, ...]) -> tuple:
+def plan_event_segments(plan: tuple[RStep, ...]) -> tuple:
     """Every step as its own event-path item (so that each call can be stopped)."""
     return tuple((False, step) for step in plan)
 
 
-def _segments(plan: tuple[RStep, ...]) -> tuple:
+def plan_segments(plan: tuple[RStep, ...]) -> tuple:
     """Group a plan into (True, free steps) runs and (False, contended step) items."""
     out: list = []
     for step in plan:

@@ -35,7 +35,7 @@ def _uniform(rng: np.random.Generator, n: int) -> np.ndarray:
     return rng.random(n)
 
 
-def _bump(counts: list[int], i: int) -> None:
+def bump(counts: list[int], i: int) -> None:
     """counts[i] += 1 past the end of the list: a run that drains beyond its planned horizon."""
     counts.extend([0] * (i + 1 - len(counts) + 64))
     counts[i] += 1

@@ -35,10 +35,10 @@ from simpy.events import Timeout
 from .flows import DONE, FAILED, FIRST, HEDGE, OK, REJECTED, RETRY
 
 if TYPE_CHECKING:
-    from .engine import Sim
+    from ..scenario.model import Step
     from .flows import Call, Flow, StepStats
-    from .model import Step
     from .services import Svc
+    from .sim import Sim
 
 BUDGET_WINDOW_MS = 10_000.0
 HEDGE_MIN_ANSWERS = 100

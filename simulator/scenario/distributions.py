@@ -290,6 +290,11 @@ class Empirical(_Dist):
     def mean(self):
         return float(self._values.mean())
 
+    @property
+    def values(self) -> np.ndarray:
+        """The file's latencies (ms), as read (do not modify)."""
+        return self._values
+
 
 class ScipyDist(_Dist):
     """Any continuous ``scipy.stats`` distribution: ``name``, shape ``params``, ``scale_ms``."""

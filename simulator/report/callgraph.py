@@ -14,12 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .charts import DPI, Chart, _dig, _fmt_ms, _fmt_num, _is_missing, _png_bytes
-from .topology import nominal_amplification
+from ..scenario.topology import nominal_amplification
+from .figure import DPI, Chart, png_bytes
+from .format import dig, fmt_ms, fmt_num, is_missing
 
 if TYPE_CHECKING:
-    from .model import Scenario, Step
-    from .report import ReportData
+    from ..scenario.model import Scenario, Step
+    from .data import ReportData
 
 __all__ = ["Edge", "Node", "call_graph", "chart"]
 
@@ -73,7 +74,7 @@ def _step_label(scenario: Scenario, step: Step, callee: str) -> str:
 
 def _describe_latency(latency: Any) -> str:
     try:
-        return f"{latency.dist}, mean {_fmt_ms(latency.mean())} ms"
+        return f"{latency.dist}, mean {fmt_ms(latency.mean())} ms"
     except (ValueError, NotImplementedError):
         return str(latency.dist)
 
@@ -118,7 +119,7 @@ def call_graph(scenario: Scenario, summary: dict) -> tuple[list[Node], list[Edge
         Node(
             ROOT,
             0,
-            ("user request", f"{_fmt_num(offered)} rps offered" if offered else ""),
+            ("user request", f"{fmt_num(offered)} rps offered" if offered else ""),
             None,
         )
     ]
@@ -126,7 +127,7 @@ def call_graph(scenario: Scenario, summary: dict) -> tuple[list[Node], list[Edge
         if name == ROOT:
             continue
         spec = scenario.services[name]
-        util = _dig(summary, f"services.{name}.utilization")
+        util = dig(summary, f"services.{name}.utilization")
         if spec.workers is not None:
             pool = f"{spec.workers} workers" + (
                 f" × {spec.instances} instances" if spec.instances > 1 else ""
@@ -135,13 +136,13 @@ def call_graph(scenario: Scenario, summary: dict) -> tuple[list[Node], list[Edge
             pool = f"adaptive limit ({spec.concurrency.algorithm})"
         else:
             pool = "unlimited workers"
-        if not _is_missing(util):
+        if not is_missing(util):
             pool += f" · {100 * util:.0f}% busy"
-        calls = _dig(summary, f"services.{name}.calls_per_sec")
+        calls = dig(summary, f"services.{name}.calls_per_sec")
         nominal = None if not offered else offered * per_request.get(name, 0.0)
-        rate = f"{_fmt_num(calls)} calls/s" if not _is_missing(calls) else ""
+        rate = f"{fmt_num(calls)} calls/s" if not is_missing(calls) else ""
         if rate and nominal and abs(calls - nominal) > 0.02 * nominal:
-            rate += f" (nominal {_fmt_num(nominal)})"
+            rate += f" (nominal {fmt_num(nominal)})"
         lines = (name, _describe_latency(spec.latency), pool, rate)
         nodes.append(Node(name, depth[name], lines, util))
     return nodes, [
@@ -154,7 +155,7 @@ def _fill(node: Node) -> str:
     if node.name == ROOT:
         return _FILL_ROOT
     u = node.utilization
-    if _is_missing(u):
+    if is_missing(u):
         return _FILL_IDLE
     return _FILL_OK if u < 0.7 else _FILL_WARM if u < 0.9 else _FILL_HOT
 
@@ -163,7 +164,7 @@ def _edge_text(edge: Edge) -> str:
     """The arrow's label: one line per part of the step, then the implied calls/s."""
     lines = edge.label.replace("; ", ", ").split(", ")
     if edge.nominal_per_s:
-        lines.append(f"{_fmt_num(edge.nominal_per_s)} calls/s")
+        lines.append(f"{fmt_num(edge.nominal_per_s)} calls/s")
     return "\n".join(lines)
 
 
@@ -264,4 +265,4 @@ def chart(data: ReportData) -> Chart | None:
         "(green below 70%, amber below 90%, red above; grey: unlimited), and the calls per "
         "second the run measured, retries and hedges included."
     )
-    return Chart("call_graph.png", "Call graph", caption, _png_bytes(fig))
+    return Chart("call_graph.png", "Call graph", caption, png_bytes(fig))

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from .engine import Sim
-from .metrics import combine, summarize
-from .model import Scenario
+from ..engine.sim import Sim
+from ..scenario.model import Scenario
+from .summary import combine, summarize
 
 
 @dataclass

@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .charts import MIN_TAIL_SAMPLES, _dig, _fmt_ms, _fmt_num, _fmt_pct, _fmt_sig, _is_missing
+from ..results.files import MIN_TAIL_SAMPLES
 from .crosscheck import offered_load
+from .format import dig, fmt_ms, fmt_num, fmt_pct, fmt_sig, is_missing
 
 if TYPE_CHECKING:
-    from .report import ReportData
+    from .data import ReportData
 
 __all__ = ["key_findings", "warnings"]
 
@@ -60,17 +61,17 @@ def _unstable(data: ReportData) -> dict[str, str]:
     for name, svc in (data.summary.get("services") or {}).items():
         reasons = []
         util = svc.get("utilization")
-        if not _is_missing(util) and util >= UNSTABLE_UTILIZATION:
-            reasons.append(f"its workers were {_fmt_pct(util)} busy")
+        if not is_missing(util) and util >= UNSTABLE_UTILIZATION:
+            reasons.append(f"its workers were {fmt_pct(util)} busy")
         load = offered_load(data, name)
         if load is not None and load >= 1.0:
-            reasons.append(f"admitted calls × mean latency need {_fmt_pct(load)} of its workers")
+            reasons.append(f"admitted calls × mean latency need {fmt_pct(load)} of its workers")
         queue = data.timeseries.get(f"queue_{name}")
         if queue is not None and len(rows) >= 8:
             first, last = _quarter_means(np.asarray(queue, dtype=float)[rows])
             if last > GROWING_QUEUE_CALLS and last > 2 * first:
                 reasons.append(
-                    f"its queue grew from {_fmt_num(first)} to {_fmt_num(last)} calls "
+                    f"its queue grew from {fmt_num(first)} to {fmt_num(last)} calls "
                     "(first vs last quarter of the window)"
                 )
         if reasons:
@@ -121,11 +122,11 @@ def _warmup_too_short(data: ReportData, unstable: set[str]) -> list[str]:
         with np.errstate(all="ignore"):
             early, rest = float(np.nanmean(queue[head])), float(np.nanmean(queue[rows]))
         if rest >= 1.0 and early < FILLING_SHARE * rest:
-            filling.append(f"{name} (queue {_fmt_num(early)} vs {_fmt_num(rest)} calls)")
+            filling.append(f"{name} (queue {fmt_num(early)} vs {fmt_num(rest)} calls)")
     if not filling:
         return []
     return [
-        f"Warm-up too short ({_fmt_num(data.warmup_s)} s): queues were still filling when the "
+        f"Warm-up too short ({fmt_num(data.warmup_s)} s): queues were still filling when the "
         f"window began at {', '.join(filling)}, first tenth of the window vs the whole. "
         "Lengthen warmup_s."
     ]
@@ -141,23 +142,23 @@ def key_findings(data: ReportData) -> list[str]:
     """A few sentences: outcomes, tail, fan-out, load, saturation, recovery."""
     s = data.summary
     out = []
-    arrived = _dig(s, "requests.arrived")
+    arrived = dig(s, "requests.arrived")
     if arrived:
         shares = [
-            f"{_fmt_pct(_dig(s, f'requests.{k}') / arrived)} {label}"
+            f"{fmt_pct(dig(s, f'requests.{k}') / arrived)} {label}"
             for k, label in (("ok", "ok"), ("partial", "partial"), ("failed", "failed"))
             + (("rejected", "rejected"),)
-            if _dig(s, f"requests.{k}")
+            if dig(s, f"requests.{k}")
         ]
-        out.append(f"Of {_fmt_num(arrived)} requests, {', '.join(shares) or 'none answered'}.")
+        out.append(f"Of {fmt_num(arrived)} requests, {', '.join(shares) or 'none answered'}.")
 
-    p50, p99, p999 = (_dig(s, f"latency_ms.{k}") for k in ("p50", "p99", "p999"))
-    if not _is_missing(p50) and not _is_missing(p99):
-        tail = f"Tail: p99 {_fmt_ms(p99)} ms"
+    p50, p99, p999 = (dig(s, f"latency_ms.{k}") for k in ("p50", "p99", "p999"))
+    if not is_missing(p50) and not is_missing(p99):
+        tail = f"Tail: p99 {fmt_ms(p99)} ms"
         if p50 > 0:
-            tail += f" is {p99 / p50:.1f}× the median ({_fmt_ms(p50)} ms)"
-        if not _is_missing(p999):
-            tail += f"; p99.9 {_fmt_ms(p999)} ms"
+            tail += f" is {p99 / p50:.1f}× the median ({fmt_ms(p50)} ms)"
+        if not is_missing(p999):
+            tail += f"; p99.9 {fmt_ms(p999)} ms"
         out.append(tail + ".")
 
     fanout = _fanout_sentence(data)
@@ -171,19 +172,19 @@ def key_findings(data: ReportData) -> list[str]:
     limited = {
         name: svc
         for name, svc in (s.get("services") or {}).items()
-        if not _is_missing(svc.get("utilization"))
+        if not is_missing(svc.get("utilization"))
     }
     if limited:
         name, svc = max(limited.items(), key=lambda kv: kv[1]["utilization"])
-        busiest = f"Busiest service: {name}, {_fmt_pct(svc['utilization'])} busy"
+        busiest = f"Busiest service: {name}, {fmt_pct(svc['utilization'])} busy"
         details = []
         queue_p99 = svc.get("queue_p99")
         if queue_p99 == 0:
             details.append("its queue was empty 99% of the time")
-        elif not _is_missing(queue_p99):
-            details.append(f"queue p99 {_fmt_num(queue_p99)} calls")
+        elif not is_missing(queue_p99):
+            details.append(f"queue p99 {fmt_num(queue_p99)} calls")
         if svc.get("rejected"):
-            details.append(f"{_fmt_num(svc['rejected'])} calls rejected")
+            details.append(f"{fmt_num(svc['rejected'])} calls rejected")
         out.append(busiest + (f" ({', '.join(details)})" if details else "") + ".")
 
     out += _policy_sentences(data)
@@ -209,14 +210,14 @@ def _fanout_sentence(data: ReportData) -> str | None:
         return None
     n, callee = widest
     s = data.summary
-    call_p50, call_p99 = (_dig(s, f"services.{callee}.latency_ms.{k}") for k in ("p50", "p99"))
-    p50 = _dig(s, "latency_ms.p50")
-    if any(_is_missing(x) for x in (call_p50, call_p99, p50)):
+    call_p50, call_p99 = (dig(s, f"services.{callee}.latency_ms.{k}") for k in ("p50", "p99"))
+    p50 = dig(s, "latency_ms.p50")
+    if any(is_missing(x) for x in (call_p50, call_p99, p50)):
         return None
     return (
         f"Fan-out: each request waits for the slowest of {n} calls to {callee}. One call's "
-        f"median is {_fmt_ms(call_p50)} ms and its p99 {_fmt_ms(call_p99)} ms; the request's "
-        f"median is {_fmt_ms(p50)} ms."
+        f"median is {fmt_ms(call_p50)} ms and its p99 {fmt_ms(call_p99)} ms; the request's "
+        f"median is {fmt_ms(p50)} ms."
     )
 
 
@@ -226,21 +227,21 @@ def _load_sentence(s) -> str | None:
     retries add 0.539, +53.9%), 1,715 ops/s.'"""
     parts = []
     for key, what in (("calls_per_request", "calls"), ("ops_per_request", "backend ops")):
-        value = _dig(s, f"amplification.{key}")
-        if _is_missing(value):
+        value = dig(s, f"amplification.{key}")
+        if is_missing(value):
             return None
-        nominal = _dig(s, f"amplification.nominal_{key}")
-        text = f"{_fmt_num(value)} {what}" + (" per request" if key.startswith("calls") else "")
-        notes = [] if _is_missing(nominal) else [f"topology: {_fmt_num(nominal)}"]
+        nominal = dig(s, f"amplification.nominal_{key}")
+        text = f"{fmt_num(value)} {what}" + (" per request" if key.startswith("calls") else "")
+        notes = [] if is_missing(nominal) else [f"topology: {fmt_num(nominal)}"]
         if key == "ops_per_request":
             for kind in ("retries", "hedges"):
-                added = _dig(s, f"amplification.ops_split_per_request.{kind}")
+                added = dig(s, f"amplification.ops_split_per_request.{kind}")
                 if added:
-                    share = f", +{_fmt_pct(added / nominal)}" if nominal else ""
-                    notes.append(f"{kind} add {_fmt_sig(added, 3)}{share}")
+                    share = f", +{fmt_pct(added / nominal)}" if nominal else ""
+                    notes.append(f"{kind} add {fmt_sig(added, 3)}{share}")
         parts.append(text + (f" ({'; '.join(notes)})" if notes else ""))
-    ops_s = _dig(s, "amplification.ops_per_sec")
-    return f"Load: {' and '.join(parts)}, {_fmt_num(ops_s)} ops/s."
+    ops_s = dig(s, "amplification.ops_per_sec")
+    return f"Load: {' and '.join(parts)}, {fmt_num(ops_s)} ops/s."
 
 
 def _step_target(data: ReportData, name: str) -> str:
@@ -261,13 +262,13 @@ def _policy_sentences(data: ReportData) -> list[str]:
     for name, st in (data.summary.get("steps") or {}).items():
         first = st.get("first_tries") or 0
         sent = [
-            f"{_fmt_num(st[k])} {k}"
-            + (f" (+{_fmt_pct(st[k] / first)} of first tries)" if first else "")
+            f"{fmt_num(st[k])} {k}"
+            + (f" (+{fmt_pct(st[k] / first)} of first tries)" if first else "")
             for k in ("retries", "hedges")
             if st.get(k)
         ]
         fates = [
-            f"{_fmt_num(st[k])} {label}"
+            f"{fmt_num(st[k])} {label}"
             for k, label in (
                 ("timeouts", "timed out"),
                 ("rejected", "rejected"),
@@ -279,7 +280,7 @@ def _policy_sentences(data: ReportData) -> list[str]:
         ]
         if not sent and not fates:
             continue
-        text = f"Policies at {_step_target(data, name)}: {_fmt_num(first)} first tries"
+        text = f"Policies at {_step_target(data, name)}: {fmt_num(first)} first tries"
         text += "".join(f", {x}" for x in sent)
         if fates:
             text += f"; of all attempts {', '.join(fates)}"
@@ -298,7 +299,7 @@ def _end_of_window(data: ReportData) -> str | None:
     if arrivals <= 0 or goodput >= 0.8 * arrivals:
         return None
     return (
-        f"No recovery: over the window's last {len(tail)} s, {_fmt_num(goodput)} requests/s "
-        f"were answered ok or partial against {_fmt_num(arrivals)}/s arriving "
-        f"({_fmt_pct(goodput / arrivals)})."
+        f"No recovery: over the window's last {len(tail)} s, {fmt_num(goodput)} requests/s "
+        f"were answered ok or partial against {fmt_num(arrivals)}/s arriving "
+        f"({fmt_pct(goodput / arrivals)})."
     )

@@ -2,10 +2,9 @@
 
 Each chart is a function ``(runs) -> Chart | None`` listed in ``_CHARTS``, in page order;
 ``compare.write_comparison`` writes the PNGs and embeds them in ``compare.html``. They read
-only ``compare.RunData`` (imported for type checking only, so ``compare`` can import this
-module) and reuse ``charts.py``'s figure, axis and number helpers, so a comparison looks
-like the run reports it compares. matplotlib is imported inside the drawing helpers, on
-``Figure`` objects (never ``pyplot``).
+only ``runs.RunData`` and reuse the run report's figure, axis and number helpers
+(:mod:`.figure`, :mod:`.format`), so a comparison looks like the run reports it compares.
+matplotlib is imported inside the drawing helpers, on ``Figure`` objects (never ``pyplot``).
 """
 
 from __future__ import annotations
@@ -16,35 +15,30 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .charts import (
+from ..results.files import MIN_TAIL_SAMPLES, PERCENTILES_FILENAME, TIMESERIES_FILENAME
+from .figure import (
     DPI,
     FIGSIZE_IN,
     LOG_Y_RATIO,
-    MIN_TAIL_SAMPLES,
     Chart,
-    _dig,
-    _fmt_ms,
-    _fmt_num,
-    _legend,
-    _maybe_log_y,
-    _new_figure,
-    _placeholder,
-    _png_bytes,
-    _step,
+    maybe_log_y,
+    new_figure,
     nines_axis,
+    placeholder,
+    plot_steps,
+    png_bytes,
     shade_phases,
+    side_legend,
 )
+from .format import dig, fmt_ms, fmt_num
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from .compare import RunData
+    from .runs import RunData
 
 __all__ = ["draw_charts"]
 
-TIMESERIES_FILENAME = "timeseries.csv"
-PERCENTILES_FILENAME = "percentiles.csv"  # as output.PERCENTILES_FILENAME (not imported:
-# output imports the engine's Result, which a comparison never needs)
 
 # Percentile marks on the curves: (label, percentile in %, summary key, marker).
 _MARKS = (("p50", 50.0, "p50", "o"), ("p99", 99.0, "p99", "s"), ("p99.9", 99.9, "p999", "^"))
@@ -74,9 +68,9 @@ def _chart_percentiles(runs: Sequence[RunData]) -> Chart:
     )
     caption += _without(runs, "requests", lambda r: r not in curves and r not in summary_only)
     if not curves and not summary_only:
-        return _placeholder(filename, title, "no latency data", caption)
+        return placeholder(filename, title, "no latency data", caption)
 
-    fig, (ax,) = _new_figure()
+    fig, (ax,) = new_figure()
     x_max, values = 10.0, []
     for run in runs:
         if run in curves:
@@ -104,7 +98,7 @@ def _chart_percentiles(runs: Sequence[RunData]) -> Chart:
         for _, p, marker, v in marks:
             ax.plot([1 / (1 - p / 100)], [v], marker, color=run.color, markersize=6, zorder=3)
     values_ms = np.asarray(values, dtype=float)
-    _maybe_log_y(ax, values_ms)
+    maybe_log_y(ax, values_ms)
     # Head-room so the last markers are not cut in half by the frame.
     top = float(np.nanmax(values_ms)) * (1.3 if ax.get_yscale() == "log" else 1.08)
     ax.set_ylim(top=top)
@@ -115,11 +109,11 @@ def _chart_percentiles(runs: Sequence[RunData]) -> Chart:
     # Below the plot: inside it, the legend would hide a run whose curve is high on the left.
     fig.set_size_inches(FIGSIZE_IN[0], FIGSIZE_IN[1] + 0.18 * len(runs))
     fig.legend(loc="outside lower center", fontsize=8, frameon=False)
-    return Chart(filename, title, caption, _png_bytes(fig))
+    return Chart(filename, title, caption, png_bytes(fig))
 
 
 def _curve_label(run: RunData, marks: Sequence[tuple[str, float, str, float]]) -> str:
-    figures = " · ".join(f"{name} {_fmt_ms(v)}" for name, _, _, v in marks)
+    figures = " · ".join(f"{name} {fmt_ms(v)}" for name, _, _, v in marks)
     return f"{run.label}: {figures} ms" if figures else run.label
 
 
@@ -134,9 +128,9 @@ def _chart_over_time(runs: Sequence[RunData]) -> Chart:
     drawn = [r for r in runs if r.timeseries is not None and r.timeseries["t_s"].size]
     caption += _without(runs, f"rows in {TIMESERIES_FILENAME}", lambda r: r not in drawn)
     if not drawn:
-        return _placeholder(filename, title, "no timeseries data", caption)
+        return placeholder(filename, title, "no timeseries data", caption)
 
-    fig, (top, bottom) = _new_figure(nrows=2)
+    fig, (top, bottom) = new_figure(nrows=2)
     p99s, t_end = [], 0.0
     goodput_column = "goodput"
     for run in drawn:
@@ -147,8 +141,8 @@ def _chart_over_time(runs: Sequence[RunData]) -> Chart:
             goodput_column = "completions"  # older runs: every answer, whatever its outcome
         p99, good = ts.get("p99_ms", nan), ts.get("goodput", ts.get("completions", nan))
         lw = 2.6 if run is runs[0] else 1.4  # a what-if equal to the baseline leaves a rim
-        _step(top, t, p99, color=run.color, lw=lw, label=run.label)
-        _step(bottom, t, good, color=run.color, lw=lw)
+        plot_steps(top, t, p99, color=run.color, lw=lw, label=run.label)
+        plot_steps(bottom, t, good, color=run.color, lw=lw)
         offered = run.number("offered_rps")
         if offered is not None:
             bottom.axhline(offered, color=run.color, linestyle="--", linewidth=1, alpha=0.8)
@@ -157,7 +151,7 @@ def _chart_over_time(runs: Sequence[RunData]) -> Chart:
                 bottom.plot([], [], label="offered load (each run's color)", **style)
         p99s.append(p99)
         t_end = max(t_end, float(t[-1]) + 1.0)
-    _maybe_log_y(top, np.concatenate(p99s))
+    maybe_log_y(top, np.concatenate(p99s))
     _shade_phases((top, bottom), drawn, t_end)
     bottom.set_ylim(bottom=0)
     bottom.yaxis.set_major_formatter("{x:,.0f}")
@@ -169,7 +163,7 @@ def _chart_over_time(runs: Sequence[RunData]) -> Chart:
     # Below the plots, as on the percentile chart: beside them it would squeeze the time axis.
     fig.set_size_inches(FIGSIZE_IN[0], FIGSIZE_IN[1] + 0.18 * len(drawn))
     fig.legend(loc="outside lower center", ncols=2, fontsize=8, frameon=False)
-    return Chart(filename, title, caption, _png_bytes(fig))
+    return Chart(filename, title, caption, png_bytes(fig))
 
 
 def _shade_phases(axes: Sequence[Axes], runs: Sequence[RunData], t_end: float) -> None:
@@ -220,11 +214,11 @@ def _chart_services(runs: Sequence[RunData]) -> Chart | None:
             at, [math.nan if v is None else v for v in rate], size, color=run.color
         )
         calls_ax.bar_label(
-            bars, labels=["" if v is None else _fmt_num(v) for v in rate], fontsize=7, padding=2
+            bars, labels=["" if v is None else fmt_num(v) for v in rate], fontsize=7, padding=2
         )
     for k, svc in enumerate(services):
         # The summary says null for unlimited workers; a missing key says nothing.
-        reported = [_dig(r.summary, f"services.{svc}") for r in runs if svc in r.services]
+        reported = [dig(r.summary, f"services.{svc}") for r in runs if svc in r.services]
         if all(
             isinstance(x, Mapping) and "utilization" in x and x["utilization"] is None
             for x in reported
@@ -244,7 +238,7 @@ def _chart_services(runs: Sequence[RunData]) -> Chart | None:
         ax.tick_params(axis="y", length=0)
     fig.suptitle(title)
     fig.legend(loc="outside lower center", ncols=min(len(runs), 3), fontsize=8, frameon=False)
-    return Chart(filename, title, caption, _png_bytes(fig))
+    return Chart(filename, title, caption, png_bytes(fig))
 
 
 def _log_bars(ax: Axes, values: np.ndarray) -> None:
@@ -268,7 +262,7 @@ def _chart_ops_split(runs: Sequence[RunData]) -> Chart | None:
     split = {
         r.label: [r.number(f"amplification.ops_split_per_request.{p}") or 0.0 for p in parts]
         for r in runs
-        if isinstance(_dig(r.summary, "amplification.ops_split_per_request"), Mapping)
+        if isinstance(dig(r.summary, "amplification.ops_split_per_request"), Mapping)
     }
     if not split:
         return None
@@ -276,7 +270,7 @@ def _chart_ops_split(runs: Sequence[RunData]) -> Chart | None:
         "Backend operations per arrived request, split into what the topology implies "
         "(nominal: first tries) and the extra attempts retries and hedges send."
     ) + _without(runs, "ops split in its summary", lambda r: r.label not in split)
-    fig, (ax,) = _new_figure()
+    fig, (ax,) = new_figure()
     fig.set_size_inches(FIGSIZE_IN[0], 1.4 + 0.45 * len(split))
     labels = list(split)[::-1]  # baseline on top
     left = np.zeros(len(labels))
@@ -291,7 +285,7 @@ def _chart_ops_split(runs: Sequence[RunData]) -> Chart | None:
         tick.set_color(colors.get(tick.get_text(), "black"))
     for y, total in enumerate(left):
         ax.annotate(
-            _fmt_num(round(total, 3)),
+            fmt_num(round(total, 3)),
             (total, y),
             xytext=(3, 0),
             textcoords="offset points",
@@ -302,8 +296,8 @@ def _chart_ops_split(runs: Sequence[RunData]) -> Chart | None:
     ax.set_xlabel("backend ops / request")
     ax.set_title(title)
     ax.grid(False, axis="y")
-    _legend(ax)
-    return Chart(filename, title, caption, _png_bytes(fig))
+    side_legend(ax)
+    return Chart(filename, title, caption, png_bytes(fig))
 
 
 # The comparison's charts, in page order. A new chart is one function appended here.

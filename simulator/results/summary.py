@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from .engine import Sim
-from .flows import FAILED, OUTCOMES, REJECTED
-from .topology import nominal_amplification
+from ..engine.flows import FAILED, OUTCOMES, REJECTED
+from ..engine.sim import Sim
+from ..scenario.topology import nominal_amplification
 
 PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "p999": 0.999}
 
@@ -99,7 +99,7 @@ def _service_summary(sim: Sim, svc, duration_s: float) -> dict[str, Any]:
         limit = limit_ms / (window_ms * len(svc.instances))
         queue_mean = queue_ms / window_ms
         in_service = (busy_ms + queue_ms) / window_ms  # Little's L: waiting or being served
-        queue_p99 = _time_quantile(
+        queue_p99 = time_quantile(
             sim.queue_time_edges[0][i], sim.queue_time_edges[1][i], window_ms, 0.99
         )
     # Little's law: admitted calls (answered or cancelled; rejections never enter) per second
@@ -139,7 +139,7 @@ def _service_summary(sim: Sim, svc, duration_s: float) -> dict[str, Any]:
     return out
 
 
-def _time_quantile(start: list[float], end: list[float], window_ms: float, q: float) -> int:
+def time_quantile(start: list[float], end: list[float], window_ms: float, q: float) -> int:
     """The ``q``-quantile of a time-weighted level (the queue length) over the window, from
     the time spent at each level >= 1 at the window's start and end (level 0: the rest)."""
     ms = np.asarray(end, dtype=float)

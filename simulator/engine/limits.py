@@ -21,7 +21,7 @@ dropped.
 
 from __future__ import annotations
 
-from .model import Concurrency
+from ..scenario.model import Concurrency
 
 SHORT_WINDOW = 10  # calls in the gradient's short-term RTT average
 

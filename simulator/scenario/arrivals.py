@@ -7,9 +7,12 @@ Bursts start at ``every_s`` (then ``2 * every_s``, ...) so a run opens at the ba
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from .model import Workload
+if TYPE_CHECKING:
+    from .model import Workload
 
 
 def rate_segments(workload: Workload, end_s: float) -> list[tuple[float, float, float]]:

@@ -28,7 +28,8 @@ import numpy as np
 import simpy
 from simpy.events import Timeout
 
-from .arrivals import arrival_times_s
+from ..scenario.arrivals import arrival_times_s
+from ..scenario.model import Scenario, Step
 from .flows import (
     ADMITTED,
     CANCELLED,
@@ -45,11 +46,11 @@ from .flows import (
     Request,
     RStep,
     StepStats,
-    _event_segments,
-    _segments,
+    plan_event_segments,
+    plan_segments,
 )
-from .model import Scenario, Step
-from .services import Svc, _bump
+from .policies import StepPolicy
+from .services import Svc, bump
 
 
 class Sim:
@@ -76,13 +77,13 @@ class Sim:
         self.plan = self._compile(scenario.request.steps, "request")
         for svc in self.svcs.values():
             svc.plan = self._compile(svc.spec.steps, f"services.{svc.name}")
-            svc.segments = _segments(svc.plan)
-            svc.event_segments = _event_segments(svc.plan)
+            svc.segments = plan_segments(svc.plan)
+            svc.event_segments = plan_event_segments(svc.plan)
         self.deadline_ms = scenario.request.deadline_ms
         if self.deadline_ms is None:
-            self.segments = _segments(self.plan)
+            self.segments = plan_segments(self.plan)
         else:  # every call on the event path, so that the deadline can stop it
-            self.segments = _event_segments(self.plan)
+            self.segments = plan_event_segments(self.plan)
         self.root_free = self.deadline_ms is None and all(s.free for s in self.plan)
         self.contended = [s for s in self.svcs.values() if not s.free]
         # per request, whole run (the window is cut at the end)
@@ -107,8 +108,6 @@ class Sim:
         )
 
     def _compile(self, steps: list[Step], owner: str) -> tuple[RStep, ...]:
-        from .policies import StepPolicy
-
         out = []
         for index, step in enumerate(steps):
             targets: list[tuple[Svc, int]] = []
@@ -137,7 +136,7 @@ class Sim:
         try:
             svc.started_per_s[int(t * 0.001)] += 1
         except IndexError:
-            _bump(svc.started_per_s, int(t * 0.001))
+            bump(svc.started_per_s, int(t * 0.001))
         if svc.error_rate and svc.draw_u() < svc.error_rate:
             ok = False
         elif svc.plan:
@@ -218,7 +217,7 @@ class Sim:
         try:
             svc.started_per_s[int(now * 0.001)] += 1
         except IndexError:
-            _bump(svc.started_per_s, int(now * 0.001))
+            bump(svc.started_per_s, int(now * 0.001))
         d = svc.draw()
         if svc.error_rate and svc.draw_u() < svc.error_rate:
             ev = Timeout(self.env, d, call)
@@ -330,7 +329,7 @@ class Sim:
         rec = self.warmup_ms <= t0 < self.end_ms
         if self.root_free:
             d, ok = self.run_free(self.plan, t0, rec)
-            self._record(t0, d, OK if ok else FAILED)
+            self.record(t0, d, OK if ok else FAILED)
             return
         self.outstanding += 1
         deadline = self.deadline_ms
@@ -340,7 +339,7 @@ class Sim:
             ev.callbacks.append(request.deadline)
         request.flow.advance()
 
-    def _record(self, t0: float, latency_ms: float, outcome: int) -> None:
+    def record(self, t0: float, latency_ms: float, outcome: int) -> None:
         self.req_t0.append(t0)
         self.req_ms.append(latency_ms)
         self.req_outcome.append(outcome)

@@ -1,0 +1,335 @@
+"""The run report's charts: each one a PNG drawn from the run's flat results.
+
+Each chart is a function ``(ReportData) -> Chart | None`` listed in ``SECTIONS``, in page
+order; a new chart is one more function appended there. ``draw_charts`` runs them all and
+:mod:`.run_report` writes the PNGs and embeds them in ``report.html``. The drawing primitives
+are in :mod:`.figure`, the number formats in :mod:`.format`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..results.files import MIN_TAIL_SAMPLES, percentile_grid
+from .figure import (
+    LOG_Y_RATIO,
+    Chart,
+    bin_edges,
+    maybe_log_y,
+    new_figure,
+    nines_axis,
+    placeholder,
+    plot_steps,
+    png_bytes,
+    shade_phases,
+    side_legend,
+)
+from .format import dig, fmt_ms, fmt_num, is_missing
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from .data import ReportData
+
+__all__ = ["draw_charts"]
+
+_P50_COLOR = "tab:blue"
+_P99_COLOR = "tab:red"
+
+
+def _shade_phases(axes: Sequence[Axes], data: ReportData, t_s: np.ndarray) -> None:
+    """Grey out the warm-up and hatch the drain after the window; label on the top panel."""
+    t_start, t_end = float(t_s[0]), float(bin_edges(t_s)[-1])
+    shade_phases(axes, data.warmup_s, data.window_end_s, t_start, t_end)
+
+
+def _chart_latency_percentiles(data: ReportData) -> Chart:
+    filename, title = "latency_percentiles.png", "Latency by percentile"
+    lat = data.latencies_ms[np.isfinite(data.latencies_ms)]
+    n = lat.size
+    pooled = " (all replications pooled)" if data.replications > 1 else ""
+    caption = (
+        f"Request latency at each percentile over the {n:,} requests of the measured "
+        f"window{pooled}. Each step right on the x axis is one more nine; the curve stops "
+        f"where fewer than {MIN_TAIL_SAMPLES} requests remain above the percentile."
+    )
+    if n == 0:
+        return placeholder(filename, title, "no requests", caption)
+
+    x, p = percentile_grid(n)
+    q = np.quantile(lat, p)
+    fig, (ax,) = new_figure()
+    ax.plot(x, q, color=_P50_COLOR, linewidth=1.8, label="latency")
+    maybe_log_y(ax, np.append(q, lat.max()))
+    # Head-room above the max line for its label.
+    ax.set_ylim(top=float(lat.max()) * (1.5 if ax.get_yscale() == "log" else 1.1))
+
+    nines_axis(ax, float(x[-1]))
+
+    marks = {"p50": 0.5, "p90": 0.9, "p99": 0.99, "p99.9": 0.999}
+    marks = {name: pct for name, pct in marks.items() if 1 / (1 - pct) <= x[-1] * 1.0001}
+    for (name, pct), v in zip(marks.items(), np.quantile(lat, list(marks.values())), strict=True):
+        xp = 1.0 / (1.0 - pct)
+        ax.plot([xp], [v], "o", color=_P99_COLOR, markersize=4, zorder=3)
+        ax.annotate(
+            f"{name} {fmt_ms(v)} ms",
+            (xp, v),
+            textcoords="offset points",
+            xytext=(5, -4),
+            ha="left",
+            va="top",
+            fontsize=8,
+        )
+    ax.axhline(float(lat.max()), color="0.45", linestyle="--", linewidth=1)
+    ax.annotate(
+        f"max {fmt_ms(float(lat.max()))} ms",
+        (0.0, float(lat.max())),
+        xycoords=("axes fraction", "data"),
+        textcoords="offset points",
+        xytext=(4, 3),
+        ha="left",
+        va="bottom",
+        fontsize=8,
+        color="0.3",
+    )
+
+    ax.set_title(f"{title} — {data.scenario_name} ({n:,} requests)")
+    ax.set_ylabel("latency (ms)")
+    return Chart(filename, title, caption, png_bytes(fig))
+
+
+def _chart_latency_over_time(data: ReportData) -> Chart:
+    filename, title = "latency_over_time.png", "Latency over time"
+    caption = (
+        "Median and 99th-percentile latency of the requests completing in each simulated "
+        "second. Grey: warm-up, not measured; hatched: the drain after the window. Gaps are "
+        "seconds with no completions."
+    ) + data.timeseries_note
+    if data.n_seconds == 0:
+        return placeholder(filename, title, "no timeseries data", caption)
+    t = data.timeseries["t_s"]
+    p50, p99 = data.column("p50_ms"), data.column("p99_ms")
+    fig, (ax,) = new_figure()
+    plot_steps(ax, t, p99, color=_P99_COLOR, lw=1.4, label="p99")
+    plot_steps(ax, t, p50, color=_P50_COLOR, lw=1.4, label="p50")
+    maybe_log_y(ax, np.concatenate([p50, p99]))
+    run_p99 = dig(data.summary, "latency_ms.p99")
+    if not is_missing(run_p99) and run_p99 > 0:
+        ax.axhline(
+            run_p99,
+            color=_P99_COLOR,
+            linestyle=":",
+            linewidth=1,
+            label=f"run p99 {fmt_ms(run_p99)} ms",
+        )
+    _shade_phases([ax], data, t)
+    ax.set_title(f"{title} — {data.scenario_name}")
+    ax.set_xlabel("simulated time (s)")
+    ax.set_ylabel("latency (ms)")
+    side_legend(ax)
+    return Chart(filename, title, caption, png_bytes(fig))
+
+
+def _chart_throughput_over_time(data: ReportData) -> Chart:
+    filename, title = "throughput_over_time.png", "Throughput over time"
+    caption = (
+        "Top: requests arriving, completing (any outcome), answered ok or partial "
+        "(goodput) and failed or rejected (errors) per simulated second. Bottom: backend "
+        "operations (calls to services with no downstream steps) per second: the load the "
+        "fan-out puts on the leaves. Dashed: offered load and what the topology implies."
+    ) + data.timeseries_note
+    if data.n_seconds == 0:
+        return placeholder(filename, title, "no timeseries data", caption)
+    t = data.timeseries["t_s"]
+    fig, (top, bottom) = new_figure(nrows=2)
+    # Arrivals wide and pale underneath, so completions on top of them stay visible.
+    plot_steps(top, t, data.column("arrivals"), color="0.72", lw=2.8, label="arrivals/s")
+    plot_steps(top, t, data.column("completions"), color=_P50_COLOR, lw=1.3, label="completions/s")
+    if "goodput" in data.timeseries:  # answered ok or partial: what the users actually got
+        plot_steps(top, t, data.column("goodput"), color="tab:green", lw=1.3, label="goodput/s")
+    plot_steps(top, t, data.column("errors"), color=_P99_COLOR, lw=1.1, label="errors/s")
+    plot_steps(bottom, t, data.column("ops"), color="tab:purple", lw=1.3, label="backend ops/s")
+    offered = dig(data.summary, "offered_rps")
+    nominal = dig(data.summary, "amplification.nominal_ops_per_request")
+    dashed = {"color": "0.3", "linestyle": "--", "linewidth": 1}
+    if not is_missing(offered):
+        top.axhline(offered, label=f"offered {fmt_num(offered)} rps", **dashed)
+        if not is_missing(nominal) and nominal > 0:
+            nominal_ops = offered * nominal
+            bottom.axhline(nominal_ops, label=f"nominal {fmt_num(nominal_ops)} ops/s", **dashed)
+    _shade_phases([top, bottom], data, t)
+    for ax in (top, bottom):
+        ax.set_ylim(bottom=0)
+        ax.yaxis.set_major_formatter("{x:,.0f}")
+        side_legend(ax)
+    top.set_title(f"{title} — {data.scenario_name}")
+    top.set_ylabel("requests / s")
+    bottom.set_ylabel("ops / s")
+    bottom.set_xlabel("simulated time (s)")
+    return Chart(filename, title, caption, png_bytes(fig))
+
+
+def _chart_services_over_time(data: ReportData) -> Chart | None:
+    filename, title = "services_over_time.png", "Services over time"
+    util = data.services_with("util_")
+    queue = data.services_with("queue_")
+    if data.n_seconds == 0 or not (util or queue):
+        return None
+    caption = (
+        "Per service and simulated second: busy workers as a share of all workers "
+        "(utilization), and calls waiting for a worker (queue length). Services with "
+        "unlimited workers have no utilization."
+    ) + data.timeseries_note
+    t = data.timeseries["t_s"]
+    panels = [("util_", util, "utilization"), ("queue_", queue, "queue length (calls)")]
+    panels = [panel for panel in panels if panel[1]]
+    fig, axes = new_figure(nrows=len(panels))
+    colors = {svc: f"C{i % 10}" for i, svc in enumerate(dict.fromkeys(util + queue))}
+    for ax, (prefix, services, ylabel) in zip(axes, panels, strict=True):
+        for svc in services:
+            plot_steps(ax, t, data.column(prefix + svc), color=colors[svc], lw=1.3, label=svc)
+        ax.set_ylabel(ylabel)
+        if prefix == "util_":
+            ax.set_ylim(0, 1.05)
+            ax.yaxis.set_major_formatter("{x:.0%}")
+        else:
+            ax.set_ylim(bottom=0)
+            ax.yaxis.set_major_formatter("{x:,g}")  # time-averaged: often a fraction of a call
+        side_legend(ax)
+    _shade_phases(axes, data, t)
+    axes[0].set_title(f"{title} — {data.scenario_name}")
+    axes[-1].set_xlabel("simulated time (s)")
+    return Chart(filename, title, caption, png_bytes(fig))
+
+
+def _chart_latency_distribution(data: ReportData) -> Chart:
+    filename, title = "latency_distribution.png", "Latency distribution"
+    lat = data.latencies_ms[np.isfinite(data.latencies_ms)]
+    positive = lat[lat > 0]
+    zero = lat.size - positive.size
+    caption = (
+        "Share of the window's requests in each latency bin (bins evenly spaced on the axis "
+        "shown), with the run's p50, p99 and p99.9. A second hump is a second population: "
+        "retries, hedges, timeouts or a queue."
+    ) + (f" {zero:,} requests answered in 0 ms are not drawn." if zero else "")
+    if positive.size == 0:
+        return placeholder(filename, title, "no requests", caption)
+    lo, hi = float(positive.min()), float(positive.max())
+    fig, (ax,) = new_figure()
+    log = hi / lo > LOG_Y_RATIO
+    bins = int(np.clip(np.sqrt(positive.size) / 2, 20, 80))  # fewer bins for few requests
+    edges = np.geomspace(lo, hi, bins + 1) if log else np.linspace(0.0, hi, bins + 1)
+    counts, edges = np.histogram(positive, bins=edges)
+    ax.stairs(100.0 * counts / lat.size, edges, fill=True, color=_P50_COLOR, alpha=0.55)
+    if log:
+        from matplotlib.ticker import FuncFormatter
+
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,g}"))
+    for (name, q), color in zip(
+        {"p50": 0.5, "p99": 0.99, "p99.9": 0.999}.items(),
+        ("0.2", _P99_COLOR, "tab:purple"),
+        strict=True,
+    ):
+        if lat.size * (1 - q) < 1:
+            continue
+        v = float(np.quantile(lat, q))
+        ax.axvline(v, color=color, linestyle="--", linewidth=1, label=f"{name} {fmt_ms(v)} ms")
+    ax.set_ylim(bottom=0)
+    ax.yaxis.set_major_formatter("{x:g}%")
+    ax.set_title(f"{title} — {data.scenario_name} ({lat.size:,} requests)")
+    ax.set_xlabel("request latency (ms" + (", log scale)" if log else ")"))
+    ax.set_ylabel("share of requests per bin")
+    side_legend(ax)
+    return Chart(filename, title, caption, png_bytes(fig))
+
+
+def _chart_amplification(data: ReportData) -> Chart | None:
+    """User requests -> service calls -> backend ops, split into first tries, retries and
+    hedges, and the wasted part: a waterfall in units per second."""
+    filename, title = "amplification.png", "Amplification"
+    s = data.summary
+    arrived, duration = dig(s, "requests.arrived"), s.get("duration_s")
+    if is_missing(arrived) or not arrived or not duration:
+        return None
+    rps = arrived / duration
+
+    def per_s(path: str) -> float:
+        v = dig(s, path)
+        return 0.0 if is_missing(v) else float(v) * rps
+
+    calls, ops = per_s("amplification.calls_per_request"), per_s("amplification.ops_per_request")
+    split = dig(s, "amplification.ops_split_per_request") or {}
+    first = per_s("amplification.ops_split_per_request.nominal") if split else ops
+    retries = per_s("amplification.ops_split_per_request.retries")
+    hedges = per_s("amplification.ops_split_per_request.hedges")
+    wasted = per_s("amplification.wasted_ops_per_request")
+    # (label, left, width, style)
+    solid = {"color": "tab:blue"}
+    bars = [
+        ("user requests", 0.0, rps, {"color": "0.55"}),
+        ("service calls", 0.0, calls, {"color": "tab:cyan"}),
+        ("backend ops: first tries", 0.0, first, solid),
+        ("+ retries", first, retries, {"color": "tab:orange"}),
+        ("+ hedges", first + retries, hedges, {"color": "tab:olive"}),
+        ("= backend ops", 0.0, ops, {"color": "tab:purple"}),
+        ("of which wasted", 0.0, wasted, {"color": "tab:red", "hatch": "//", "alpha": 0.6}),
+    ]
+    fig, (ax,) = new_figure()
+    ax.grid(False, axis="y")
+    y = np.arange(len(bars))[::-1]
+    for yi, (label, left, width, style) in zip(y, bars, strict=True):
+        ax.barh(yi, width, left=left, height=0.6, **style)
+        ratio = f" · {width / rps:,.3g} per request" if label != "user requests" else ""
+        ax.annotate(
+            f"{fmt_num(width)}/s{ratio}",
+            (left + width, yi),
+            textcoords="offset points",
+            xytext=(4, 0),
+            va="center",
+            fontsize=8,
+        )
+    offered = dig(s, "offered_rps")
+    nominal = dig(s, "amplification.nominal_ops_per_request")
+    if not is_missing(offered) and not is_missing(nominal) and nominal:
+        ax.axvline(
+            offered * nominal,
+            color="0.3",
+            linestyle="--",
+            linewidth=1,
+            label=f"topology: {fmt_num(offered)} rps × {fmt_num(nominal)} ops "
+            f"= {fmt_num(offered * nominal)} ops/s",
+        )
+        ax.legend(loc="lower right", fontsize=8)
+    ax.set_yticks(y, [b[0] for b in bars])
+    ax.set_xlim(0, max(rps, calls, ops, first + retries + hedges, 1.0) * 1.5)  # room for labels
+    ax.xaxis.set_major_formatter("{x:,.0f}")
+    ax.set_xlabel("per simulated second (measured window)")
+    ax.set_title(f"{title} — {data.scenario_name}")
+    caption = (
+        "Where the load comes from: user requests per second, the service calls they cause, "
+        "and the backend operations (calls to services with no downstream steps) split into "
+        "first tries, retries and hedges; wasted ops were answered after their caller had "
+        "given up. Dashed: the topology's arithmetic (offered rps × ops per request)."
+    )
+    return Chart(filename, title, caption, png_bytes(fig))
+
+
+# The report's charts by page section, in page order. A new chart is one function listed
+# here (the call graph, which needs the scenario, is in :mod:`.callgraph`).
+SECTIONS: dict[str, tuple[Callable[[ReportData], Chart | None], ...]] = {
+    "latency": (_chart_latency_percentiles, _chart_latency_distribution),
+    "amplification": (_chart_amplification,),
+    "time": (_chart_throughput_over_time, _chart_latency_over_time, _chart_services_over_time),
+}
+
+
+def draw_charts(data: ReportData) -> dict[str, list[Chart]]:
+    """Every chart of the report by section, leaving out those with nothing to show."""
+    return {
+        section: [chart for make in makers if (chart := make(data)) is not None]
+        for section, makers in SECTIONS.items()
+    }

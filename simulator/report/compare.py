@@ -1,0 +1,280 @@
+"""``fansim compare``: put finished runs side by side, the first run as the baseline.
+
+The comparison reads only the run directories (:mod:`.runs`), never the engine. It is built
+from the same small pieces as the run report:
+
+* each chart is a function ``(runs) -> Chart | None`` listed in ``compare_charts._CHARTS``;
+* each table is a function building plain rows for ``templates/compare.html.j2``.
+
+A figure a run lacks shows as "—" and is never required. Importing this module costs little:
+jinja2 and matplotlib are imported only inside the functions that use them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import struct
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..results.files import write_atomic
+from .compare_charts import draw_charts
+from .figure import Chart
+from .format import DASH, fmt_ms, fmt_num, fmt_pct, fmt_sig
+from .html import environment
+from .runs import RunData
+
+__all__ = ["render_html", "write_comparison"]
+
+COMPARE_FILENAME = "compare.html"
+TEMPLATE_NAME = "compare.html.j2"
+
+
+# --------------------------------------------------------------------------- tables
+
+
+@dataclasses.dataclass(frozen=True)
+class Value:
+    """One run's formatted figure; for a what-if, its change against the baseline."""
+
+    text: str
+    ci: str | None = None
+    change: str = ""
+    tone: str = ""  # "better", "worse" or "same" (a CSS class)
+    hint: str = ""  # tooltip
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    """A table row (or column): where the figure is and how to show and compare it."""
+
+    label: str
+    path: str
+    fmt: Callable[[Any], str]
+    unit: str = ""
+    better: str = ""  # "lower", "higher" or "" (neither: a change is just a change)
+    points: bool = False  # a share: values are fractions, changes in percentage points
+    share_of: str = ""  # divide by this figure first (e.g. requests.arrived)
+    optional: bool = False  # dropped when no run has it
+
+
+# A change smaller than this (relative, or in percentage points for shares) is not coloured
+# better or worse: without replications there is no interval to judge it by.
+NEGLIGIBLE_CHANGE = 0.01
+NEGLIGIBLE_POINTS = 0.001
+
+
+def _figure(run: RunData, m: Metric, prefix: str = "") -> tuple[float | None, float | None]:
+    value, ci = run.number(prefix + m.path), run.ci(prefix + m.path)
+    if m.share_of:
+        whole = run.number(m.share_of)
+        value = None if value is None or not whole else value / whole
+        ci = None  # a count's half-width over the total is not the share's: show none
+    return value, ci
+
+
+def _signed(x: float, unit: str) -> str:
+    """+12.3%, −0.04 pp: one decimal, or two significant digits below 0.1."""
+    sign = "+" if x > 0 else "\u2212"  # a typographic minus, as wide as the plus
+    text = f"{abs(x):.1f}" if abs(x) >= 0.1 else fmt_sig(abs(x), 2).rstrip("0")
+    return f"{sign}{text}{unit}"
+
+
+def describe_change(m: Metric, base: tuple, new: tuple) -> tuple[str, str, str]:
+    """(change text, tone, hint) of ``new`` against ``base``, each a (value, ci) pair."""
+    (b, b_ci), (v, v_ci) = base, new
+    if b is None or v is None:
+        return "", "", ""
+    if v == b:
+        return "=", "same", "same as the baseline"
+    if m.points:
+        text = _signed(100.0 * (v - b), " pp")
+    elif b == 0:
+        text = f"from 0 to {m.fmt(v)}"
+    elif v / b >= 2 or 0 < v / b <= 0.5:
+        factor = fmt_sig(v / b, 2)  # 2 significant digits, no trailing zero: ×2, ×2.5, ×0.4
+        text = "×" + (factor.rstrip("0").rstrip(".") if "." in factor else factor)
+    else:
+        text = _signed(100.0 * (v / b - 1), "%")
+    if b_ci is not None or v_ci is not None:
+        # With replications: a difference inside the combined 95% half-widths is one the
+        # replications cannot tell apart. A run without replications adds no width (its
+        # own noise is unknown): the test then uses the other run's width alone.
+        if abs(v - b) <= math.hypot(b_ci or 0.0, v_ci or 0.0):
+            return text, "same", "within the combined 95% intervals"
+    small = abs(v - b) < NEGLIGIBLE_POINTS if m.points else b and abs(v / b - 1) < NEGLIGIBLE_CHANGE
+    if not m.better or small:
+        return text, "", ""
+    good = (v < b) == (m.better == "lower")
+    return text, "better" if good else "worse", ""
+
+
+def _values(runs: Sequence[RunData], m: Metric, prefix: str = "") -> list[Value]:
+    figures = [_figure(run, m, prefix) for run in runs]
+    out = []
+    for i, (value, ci) in enumerate(figures):
+        text = m.fmt(value)
+        change = ("", "", "") if i == 0 else describe_change(m, figures[0], (value, ci))
+        shown_ci = None if ci is None or ci == 0 else m.fmt(ci)  # "± 0": a fixed input
+        out.append(Value(text, shown_ci, *change))
+    return out
+
+
+_ARRIVED = "requests.arrived"
+HEADLINE: tuple[tuple[str, tuple[Metric, ...]], ...] = (
+    (
+        "Latency",
+        tuple(
+            Metric(label, f"latency_ms.{key}", fmt_ms, "ms", "lower")
+            for label, key in (
+                ("Mean", "mean"),
+                ("p50", "p50"),
+                ("p90", "p90"),
+                ("p99", "p99"),
+                ("p99.9", "p999"),
+                ("Max", "max"),
+            )
+        ),
+    ),
+    (
+        "Outcomes (share of arrived)",
+        tuple(
+            Metric(label, f"requests.{key}", fmt_pct, "", better, True, _ARRIVED)
+            for label, key, better in (
+                ("OK", "ok", "higher"),
+                ("Partial", "partial", "lower"),
+                ("Failed", "failed", "lower"),
+                ("Rejected", "rejected", "lower"),
+            )
+        ),
+    ),
+    (
+        "Amplification",
+        (
+            Metric("Calls / request", "amplification.calls_per_request", fmt_num, "", "lower"),
+            Metric("Ops / request", "amplification.ops_per_request", fmt_num, "", "lower"),
+            Metric(
+                "Wasted ops / request",
+                "amplification.wasted_ops_per_request",
+                fmt_num,
+                "",
+                "lower",
+                optional=True,
+            ),
+            Metric("Backend ops / s", "amplification.ops_per_sec", fmt_num, "ops/s"),
+        ),
+    ),
+    (
+        "Load",
+        (
+            Metric("Offered", "offered_rps", fmt_num, "rps"),
+            Metric("Throughput (ok + partial)", "throughput_rps", fmt_num, "rps", "higher"),
+            Metric("Arrived", _ARRIVED, fmt_num, "requests"),
+        ),
+    ),
+)
+
+
+SERVICE_METRICS: tuple[Metric, ...] = (
+    Metric("Calls/s", "calls_per_sec", fmt_num),
+    Metric("Utilization", "utilization", fmt_pct, points=True),
+    Metric("Rejected", "rejected", fmt_num, better="lower"),
+    Metric("Errors", "errors", fmt_num, better="lower"),
+    Metric("Timeouts", "timeouts", fmt_num, better="lower"),
+    Metric("Retries", "retries", fmt_num),
+    Metric("Hedges", "hedges", fmt_num),
+    Metric("Mean ms", "latency_ms.mean", fmt_ms, better="lower", optional=True),
+    Metric("p99 ms", "latency_ms.p99", fmt_ms, better="lower"),
+)
+
+
+def _present(runs: Sequence[RunData], m: Metric, prefixes: Sequence[str] = ("",)) -> bool:
+    return not m.optional or any(r.number(p + m.path) is not None for r in runs for p in prefixes)
+
+
+def headline_rows(runs: Sequence[RunData]) -> list[tuple[str, list[tuple[Metric, list[Value]]]]]:
+    """(group title, [(metric, one value per run)]) for the side-by-side headline table."""
+    return [
+        (title, [(m, _values(runs, m)) for m in metrics if _present(runs, m)])
+        for title, metrics in HEADLINE
+    ]
+
+
+def service_table(
+    runs: Sequence[RunData],
+) -> tuple[list[Metric], list[tuple[str, list[tuple[RunData, list[Value]]]]]]:
+    """The service columns, and per service (matched by name) one row of values per run."""
+    services = list(dict.fromkeys(s for r in runs for s in r.services))
+    prefixes = [f"services.{s}." for s in services]
+    columns = [m for m in SERVICE_METRICS if _present(runs, m, prefixes)]
+    rows = []
+    for name, prefix in zip(services, prefixes, strict=True):
+        per_metric = [_values(runs, m, prefix) for m in columns]
+        rows.append((name, [(run, [col[i] for col in per_metric]) for i, run in enumerate(runs)]))
+    return columns, rows
+
+
+def run_rows(runs: Sequence[RunData]) -> list[tuple[RunData, list[str]]]:
+    """The runs table: directory, scenario, seed, window, replications, notes."""
+    rows = []
+    for run in runs:
+        reps = run.number("replications")
+        cells = [
+            str(run.path),
+            str(run.summary.get("scenario", DASH)),
+            fmt_num(run.number("seed")),
+            fmt_num(run.number("duration_s")),
+            fmt_num(run.number("warmup_s")),
+            fmt_num(reps if reps is not None else 1),
+            "; ".join(run.notes),
+        ]
+        rows.append((run, cells))
+    return rows
+
+
+# --------------------------------------------------------------------------- HTML and files
+
+
+def _png_size(png: bytes) -> tuple[int, int]:
+    """(width, height) in pixels from the PNG's IHDR chunk."""
+    return struct.unpack(">II", png[16:24])
+
+
+def render_html(runs: Sequence[RunData], charts: Sequence[Chart]) -> str:
+    columns, services = service_table(runs)
+    whatifs = ", ".join(r.label for r in runs[1:])
+    return (
+        environment()
+        .get_template(TEMPLATE_NAME)
+        .render(
+            scenario=f"{runs[0].label} vs {whatifs}",
+            description=None,
+            run_line=(
+                f"baseline {runs[0].label} · what-if{'s' if len(runs) > 2 else ''} {whatifs} · "
+                "changes are against the baseline"
+            ),
+            runs=runs,
+            run_rows=run_rows(runs),
+            headline=headline_rows(runs),
+            service_columns=columns,
+            services=services,
+            charts=[(chart, *_png_size(chart.png)) for chart in charts],
+            any_ci=any("ci95" in r.summary for r in runs),
+        )
+    )
+
+
+def write_comparison(runs: Sequence[RunData], out_dir: Path | str) -> list[Path]:
+    """Write the PNG charts and a self-contained compare.html; return the paths written.
+
+    Raises OSError when a file cannot be written (the CLI reports it in one line)."""
+    if len(runs) < 2:
+        raise ValueError(f"a comparison needs at least 2 runs, got {len(runs)}")
+    out_dir = Path(out_dir)
+    charts = draw_charts(runs)
+    html = render_html(runs, charts)
+    written = [write_atomic(out_dir / chart.filename, chart.png) for chart in charts]
+    written.append(write_atomic(out_dir / COMPARE_FILENAME, html))
+    return written
