@@ -59,13 +59,41 @@ def test_retry_after_rejection_succeeds(tmp_path):
 
 
 def test_retry_on_timeout(tmp_path):
-    """A timed-out attempt is retried; the retry's ops count as retry ops."""
+    """A timed-out attempt is retried; the retry's ops count as retry ops; a call whose
+    retry times out too fails, however soon the first attempt answers late."""
     step = {"call": "db", "timeout_ms": 5, "retries": {"max": 1}}
     services = {"db": {"latency": {"dist": "uniform", "min_ms": 0, "max_ms": 10}}}
     res = run_trace(tmp_path, [i * 0.1 for i in range(50)], services, [step])
     split = res.summary["amplification"]["ops_split_per_request"]
     assert split["nominal"] == 1 and 0 < split["retries"] < 1
-    assert res.summary["services"]["db"]["retries"] == res.summary["services"]["db"]["timeouts"]
+    db, failed = res.summary["services"]["db"], res.summary["requests"]["failed"]
+    assert failed > 0
+    assert db["timeouts"] == db["retries"] + failed  # each retry follows one timeout
+
+
+def test_a_late_answer_of_a_timed_out_attempt_is_ignored(tmp_path):
+    """An attempt that timed out cannot complete the call when it answers late, even while a
+    retry is running: the call ends with the retry."""
+    # first attempt 8 ms (times out at 5, answers at 8); the retry starts at 5 and times out
+    services = {"db": const(8)}
+    step = {"call": "db", "timeout_ms": 5, "retries": {"max": 1}}
+    res = run_trace(tmp_path, [0.0], services, [step])
+    assert res.summary["requests"]["failed"] == 1
+    assert res.latencies_ms.tolist() == pytest.approx([10.0])  # two timeouts, not 8 ms
+    db = res.summary["services"]["db"]
+    assert db["timeouts"] == 2 and db["retries"] == 1 and db["wasted"] == 2
+
+
+def test_a_late_error_during_a_backoff_does_not_retry_again(tmp_path):
+    """A timed-out attempt that errs while its retry waits out the backoff sends no extra
+    retry: each retry follows exactly one given-up attempt."""
+    services = {"db": const(10, error_rate=1.0)}  # every attempt errs after 10 ms
+    step = {"call": "db", "timeout_ms": 5, "retries": {"max": 3, "backoff_ms": 100}}
+    res = run_trace(tmp_path, [0.0], services, [step], duration_s=2)
+    db = res.summary["services"]["db"]
+    assert db["retries"] == 3 and db["timeouts"] == 4 and db["calls"] == 4
+    # attempts at 0, 105, 310, 715 ms (backoff 100, 200, 400), the last times out at 720
+    assert res.latencies_ms.tolist() == pytest.approx([720.0])
 
 
 def test_retry_budget_caps_retries(tmp_path):

@@ -70,6 +70,50 @@ def test_retry_amplification():
           Z * math.sqrt(q * (1 - q) / n))  # fmt: skip
 
 
+@pytest.mark.parametrize("cancel_losers", [False, True])
+def test_timeout_with_retries_gives_up_on_timed_out_attempts(cancel_losers):
+    """With timeout T and r retries on Exp(m), a timed-out attempt's late answer is ignored:
+    a call fails w.p. p^(r+1) (p = e^(-T/m)), costs (1 - p^(r+1)) / (1 - p) attempts, and its
+    latency has the mixture's mean (timeouts, then an Exp truncated at T); every timed-out
+    attempt is wasted work, or cancelled with cancel_losers."""
+    mean_ms, t_ms, r = 10.0, 10.0, 2
+    step = {"call": "s", "timeout_ms": t_ms, "retries": {"max": r}, "cancel_losers": cancel_losers}
+    res = run({"s": exp_service(mean_ms)}, [step], rps=1000, duration_s=30, seed=27)
+    theory = analytic.exponential_timeout_retry(mean_ms, t_ms, r)
+    s, n = res.summary, res.summary["requests"]["arrived"]
+    svc, tag = s["services"]["s"], f"timeout 10 ms + 2 retries on Exp(10), cancel {cancel_losers}"
+    q = theory.failure_probability
+    check(f"{tag}: failed share", s["requests"]["failed"] / n, q, Z * math.sqrt(q * (1 - q) / n))
+    p = theory.timeout_probability
+    probs = [(1 - p) * p**i for i in range(r)] + [p**r]  # attempts 1..r+1
+    var = sum(pk * (k + 1) ** 2 for k, pk in enumerate(probs)) - theory.attempts_per_call**2
+    check(f"{tag}: attempts per call", svc["calls"] / svc["first_tries"],
+          theory.attempts_per_call, Z * math.sqrt(var / n))  # fmt: skip
+    check(f"{tag}: mean latency (ms)", res.latencies_ms.mean(), theory.mean_latency_ms,
+          Z * theory.std_latency_ms / math.sqrt(n))  # fmt: skip
+    assert svc["timeouts"] == svc["retries"] + s["requests"]["failed"]
+    if cancel_losers:
+        assert svc["cancelled"] == svc["timeouts"] and svc["wasted"] == 0
+    else:
+        assert svc["wasted"] == svc["timeouts"] and svc["cancelled"] == 0
+
+
+@pytest.mark.parametrize("cancel_losers", [False, True])
+def test_hedge_at_observed_p95_sends_five_percent(cancel_losers):
+    """``hedge: {after: p95}`` hedges about 5% of calls: the delay is the p95 of first attempts
+    (those beaten by a hedge count as slowest), not of the winners that hedges make faster."""
+    step = {"call": "s", "hedge": {"after": "p95"}, "cancel_losers": cancel_losers}
+    res = run({"s": exp_service(10.0)}, [step], rps=1000, duration_s=60, warmup_s=5, seed=29)
+    svc = res.summary["services"]["s"]
+    n = svc["first_tries"]
+    # The delay is the 950th of the last 1,000 first attempts: E[1 - F] = 1 - 950/1001.
+    expected = 1 - 950 / 1001
+    # binomial noise of the hedges, plus as much again from the estimated delay
+    tolerance = Z * math.sqrt(2 * expected * (1 - expected) / n)
+    check(f"hedge after p95 on Exp(10), cancel {cancel_losers}: hedges per call",
+          svc["hedges"] / n, expected, tolerance)  # fmt: skip
+
+
 def test_retry_budget_caps_retries_at_its_ratio():
     """Under an always-failing backend a saturated budget admits ratio x first tries +
     min_per_s retries per second, however many retries each call may make."""

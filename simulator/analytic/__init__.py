@@ -29,8 +29,11 @@ from .order_stats import (
 )
 from .policies import (
     HedgedLatency,
+    TimeoutRetry,
+    exponential_timeout_retry,
     hedged_exponential,
     retry_attempts_per_call,
+    retry_failure_probability,
     timeout_failure_probability,
 )
 from .queues import (
@@ -49,11 +52,13 @@ __all__ = [
     "LatencyPrediction",
     "Ppf",
     "QueueMetrics",
+    "TimeoutRetry",
     "amplification",
     "contention_free_latency",
     "erlang_b",
     "erlang_c",
     "exponential_max_mean_ms",
+    "exponential_timeout_retry",
     "fanout_slow_probability",
     "hedged_exponential",
     "kth_of_n_cdf",
@@ -65,5 +70,6 @@ __all__ = [
     "mmc",
     "mmck_blocking_probability",
     "retry_attempts_per_call",
+    "retry_failure_probability",
     "timeout_failure_probability",
 ]

@@ -10,6 +10,9 @@ otherwise they run on, holding their workers, and their work counts as wasted.
 Semantics (documented in the README):
 
 * ``timeout_ms`` is per attempt, measured from when the attempt is sent (queueing included).
+  Once an attempt has timed out (or lost to a hedge) the slot has given up on it: its late
+  answer, success or error, is ignored (the work is wasted); only a live attempt completes the
+  call or leads to a retry.
 * A retry follows an error, a timeout or a rejection, once no other attempt of the slot is
   still running, after ``backoff_ms * multiplier ** (n - 1)`` (jittered) for the n-th retry.
 * The retry budget counts the step's first tries and retries over the last 10 simulated
@@ -17,8 +20,12 @@ Semantics (documented in the README):
   ``min_per_s`` x 10.
 * A hedge copy is sent ``after_ms`` after the first attempt (then again after each hedge, up
   to ``max``) while the slot has no answer; with ``after: pNN`` the delay is that percentile
-  of the step's observed answer latencies (attempt sent to answer), and no hedge is sent until
-  100 answers have been seen. Timed-out and failed attempts do not stop hedging.
+  of the step's **first attempts'** latencies (sent to answer), and no hedge is sent until 100
+  have been observed. A first attempt given up on before it answered (timed out, beaten by a
+  hedge, or dropped by the fan-in once older than the current delay) counts as slower than
+  every answer, so hedged winners do not pull the estimate down; one that errs, is rejected,
+  or is dropped by the fan-in younger than the delay says nothing and is not counted.
+  Timed-out and failed attempts do not stop hedging.
 * A circuit breaker watches the outcomes of the attempts on its step's edge to one callee
   (errors, timeouts and rejections are failures). An attempt it refuses is never sent: it
   counts as ``circuit_open`` and is treated like a rejection (retried if retries are left).
@@ -32,7 +39,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from simpy.events import Timeout
 
-from .flows import DONE, FAILED, FIRST, HEDGE, OK, REJECTED, RETRY
+from .flows import DONE, FAILED, FIRST, HEDGE, INF, OK, REJECTED, RETRY
 
 if TYPE_CHECKING:
     from ..scenario.model import Step
@@ -109,6 +116,8 @@ class StepPolicy:
         self.retry_times: deque[float] = deque()
         self.observed: deque[float] = deque(maxlen=HEDGE_WINDOW)
         self.answers = 0
+        # Only ``hedge: {after: pNN}`` follows first attempts' latencies.
+        self.observing = spec.hedge is not None and spec.hedge.after is not None
         self.hedge_delay_ms: float | None = None
         if spec.hedge is not None and spec.hedge.after_ms is not None:
             self.hedge_delay_ms = spec.hedge.after_ms
@@ -168,21 +177,23 @@ class StepPolicy:
     # -- hedging -----------------------------------------------------------------------------
 
     def observe(self, latency_ms: float) -> None:
-        """An attempt answered successfully after ``latency_ms``: update pNN hedging."""
+        """A first attempt answered after ``latency_ms`` (``INF``: given up on before it
+        answered): update the pNN hedge delay (``INF``: no hedging while most are lost)."""
         hedge = self.spec.hedge
-        if hedge is None or hedge.after is None:
-            return
+        assert hedge is not None
         self.observed.append(latency_ms)
         self.answers += 1
         if self.answers >= HEDGE_MIN_ANSWERS and self.answers % HEDGE_REFRESH == 0:
-            self.hedge_delay_ms = float(np.percentile(self.observed, hedge.percentile))
+            # inverted_cdf: an order statistic, never an interpolation towards INF
+            q = np.percentile(self.observed, hedge.percentile, method="inverted_cdf")
+            self.hedge_delay_ms = float(q)
 
 
 class Slot:
     """One logical call of a policy step: its attempts, timers and single answer."""
 
     __slots__ = ("policy", "flow", "svc", "shard", "fanin", "live", "retries", "hedges", "done",
-                 "breaker", "sending")  # fmt: skip
+                 "breaker", "sending", "first")  # fmt: skip
 
     def __init__(self, policy: StepPolicy, flow: Flow, svc: Svc, shard: int, fanin):
         self.policy, self.flow, self.svc, self.shard, self.fanin = policy, flow, svc, shard, fanin
@@ -192,6 +203,7 @@ class Slot:
         self.done = False
         self.breaker = policy.breaker(svc)
         self.sending = 0  # the breaker's verdict on the attempt being sent right now, or 0
+        self.first: Call | None = None  # the live first attempt, while pNN hedging watches it
 
     def attempt(self, kind: int) -> None:
         """Send one attempt and arm its timers."""
@@ -222,6 +234,8 @@ class Slot:
         if call.state >= DONE:
             return  # rejected at once; answer() has already dealt with it
         self.live.append(call)
+        if kind == FIRST and policy.observing:
+            self.first = call
         spec = policy.spec
         if spec.timeout_ms is not None:
             ev = Timeout(sim.env, spec.timeout_ms, call)
@@ -231,7 +245,7 @@ class Slot:
 
     def _arm_hedge(self) -> None:
         hedge, delay = self.policy.spec.hedge, self.policy.hedge_delay_ms
-        if hedge is not None and delay is not None and self.hedges < hedge.max:
+        if hedge is not None and delay is not None and delay < INF and self.hedges < hedge.max:
             ev = Timeout(self.policy.sim.env, delay)
             ev.callbacks.append(self._hedge)
 
@@ -245,17 +259,20 @@ class Slot:
     def answer(self, ok: bool, cause: int, call: Call) -> None:
         """An attempt answered (or was rejected at once)."""
         live = call in self.live
-        if live or self.sending:  # not a call already given up on (timed out, lost)
-            if self.breaker is not None:
-                self.breaker.record(
-                    ok, self.policy.sim.env.now, self.sending == PROBE or call.probe
-                )
-            if live:
-                self.live.remove(call)
+        if not live and not self.sending:
+            return  # given up on (timed out, lost): its late answer is ignored, its work wasted
+        now = self.policy.sim.env.now
+        if self.breaker is not None:
+            self.breaker.record(ok, now, self.sending == PROBE or call.probe)
+        if live:
+            self.live.remove(call)
         if self.done:
             return
+        if call is self.first:
+            self.first = None
+            if ok:
+                self.policy.observe(now - call.t0)
         if ok:
-            self.policy.observe(self.policy.sim.env.now - call.t0)
             self._finish(True, OK)
         elif not self.live:
             self._retry_or_fail(cause)
@@ -265,6 +282,9 @@ class Slot:
         if self.done or call not in self.live:
             return
         self.live.remove(call)
+        if call is self.first:
+            self.first = None
+            self.policy.observe(INF)
         if self.breaker is not None:
             self.breaker.record(False, self.policy.sim.env.now, call.probe)
         if call.rec:
@@ -295,6 +315,9 @@ class Slot:
 
     def _finish(self, ok: bool, cause: int) -> None:
         """Answer the fan-in once; attempts still running are losers."""
+        if self.first is not None:  # beaten by a hedge: slower than the answer that won
+            self.first = None
+            self.policy.observe(INF)
         self.drop(self.policy.spec.cancel_losers)
         self.fanin.answer(ok, cause, self)
 
@@ -302,6 +325,11 @@ class Slot:
         """The step no longer needs this call: stop retrying and hedging; cancel or abandon
         what is running."""
         self.done = True
+        first, self.first = self.first, None
+        if first is not None:  # the fan-in no longer needs it: known slow only past the delay
+            delay = self.policy.hedge_delay_ms
+            if delay is not None and self.policy.sim.env.now - first.t0 >= delay:
+                self.policy.observe(INF)
         losers, self.live = self.live, []
         for call in losers:
             self.policy.sim.drop(call, cancel)
