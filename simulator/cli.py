@@ -22,6 +22,26 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from .results.provenance import fansim_version
+
+        typer.echo(f"fansim {fansim_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """fansim: simulate fan-out, tail latency and load amplification."""
+
+
 def _fail(error: ScenarioError) -> None:
     for problem in error.problems:
         typer.echo(str(problem), err=True)
@@ -43,8 +63,9 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
         try:
             value = YAML(typ="safe").load(text) if text.strip() else None
         except YAMLError as e:
+            what = getattr(e, "problem", None) or str(e).splitlines()[0]
             raise ScenarioError.single(
-                f"--set {key}", f"cannot parse value {text!r}: {e}"
+                f"--set {key}", f"cannot parse value {text!r} as YAML: {what}"
             ) from None
         out[key.strip()] = value
     return out
@@ -75,57 +96,107 @@ def run(
     from .scenario.loader import load_scenario
 
     try:
-        overrides = parse_sets(set_ or [])
-        if duration is not None:
-            overrides["duration_s"] = duration
-        if replications is not None:
-            overrides["replications"] = replications
-        if seed is not None:
-            overrides["seed"] = seed
-        scenario = load_scenario(file, overrides)
+        sets = parse_sets(set_ or [])
+        overrides, labels = dict(sets), {}
+        for flag, key, value in (
+            ("--duration", "duration_s", duration),
+            ("--replications", "replications", replications),
+            ("--seed", "seed", seed),
+        ):
+            if value is not None:
+                overrides[key], labels[key] = value, flag
+        scenario = load_scenario(file, overrides, labels)
     except ScenarioError as e:
         _fail(e)
-    _simulate_and_write(scenario, out or Path("reports") / scenario.name, workers, quiet)
+    out_dir = out or default_run_dir(scenario.name, sets)
+    command = ["fansim", "run", str(file)]
+    for flag, value in (("--out", out), ("--seed", seed), ("--duration", duration),
+                        ("--replications", replications), ("--workers", workers)):  # fmt: skip
+        if value is not None:
+            command += [flag, str(value)]
+    for item in set_ or []:
+        command += ["--set", item]
+    _simulate_and_write(
+        scenario, out_dir, workers, quiet, announce=out is None and bool(sets), command=command
+    )
 
 
-def _simulate_and_write(scenario, out_dir: Path, workers: int | None, quiet: bool) -> None:
+def default_run_dir(name: str, sets: dict[str, Any]) -> Path:
+    """``reports/NAME/``; with ``--set`` overrides ``reports/NAME--KEY=VALUE--.../`` (named
+    from them, so a what-if never replaces the baseline's directory), shortened to a hash of
+    the overrides when long."""
+    if not sets:
+        return Path("reports") / name
+    import hashlib
+    import re
+
+    parts = [f"{k}={json.dumps(v, separators=(',', ':'))}" for k, v in sets.items()]
+    slug = re.sub(r"[^A-Za-z0-9._=,+-]+", "_", "--".join(parts)).strip("_")
+    if len(slug) > 80:
+        slug = "set-" + hashlib.sha1("--".join(parts).encode()).hexdigest()[:12]
+    return Path("reports") / f"{name}--{slug}"
+
+
+def _simulate_and_write(
+    scenario,
+    out_dir: Path,
+    workers: int | None,
+    quiet: bool,
+    announce: bool = False,
+    command: list[str] | None = None,
+) -> None:
+    """Reserve ``out_dir`` (writable, not being written by another run), simulate, write the
+    run into a staging directory and swap it in whole; print the summary. ``command`` (the
+    command line, as words) is recorded in the summary."""
+    import shlex
+
     from rich.console import Console
 
-    from .report.run_dir import write_run
+    from .report.run_dir import write_run_files
+    from .results.outdir import staged_dir
     from .results.simulate import simulate
 
     err = Console(stderr=True)
     live = not quiet and err.is_terminal
-    if not live:
-        result = simulate(scenario, workers=workers)
-    else:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-        columns = (
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.percentage:>3.0f}%"),
-            TimeElapsedColumn(),
-        )
-        with Progress(*columns, console=err, transient=True) as bar:
-            task = bar.add_task(f"simulating {scenario.name}", total=1.0)
-            result = simulate(
-                scenario, workers=workers, progress=lambda f: bar.update(task, completed=f)
-            )
+    command_line = shlex.join(command) if command else None
     try:
-        if live:
-            with err.status(f"writing {out_dir}"):
-                write_run(result, scenario, out_dir)
-        else:
-            write_run(result, scenario, out_dir)
+        with staged_dir(out_dir) as stage:
+            if announce and not quiet:
+                err.print(f"--set without --out: writing {out_dir}/ (the baseline's is untouched)")
+            if not live:
+                result = simulate(scenario, workers=workers, command=command_line)
+            else:
+                from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+                columns = (
+                    TextColumn("{task.description}"),
+                    BarColumn(),
+                    TextColumn("{task.percentage:>3.0f}%"),
+                    TimeElapsedColumn(),
+                )
+                with Progress(*columns, console=err, transient=True) as bar:
+                    task = bar.add_task(f"simulating {scenario.name}", total=1.0)
+                    result = simulate(
+                        scenario,
+                        workers=workers,
+                        progress=lambda f: bar.update(task, completed=f),
+                        command=command_line,
+                    )
+            if live:
+                with err.status(f"writing {out_dir}"):
+                    written = write_run_files(result, scenario, stage)
+            else:
+                written = write_run_files(result, scenario, stage)
+            _stop_if_signalled()  # never swap in a run that was told to stop
+    except ScenarioError as e:
+        _fail(e)
     except OSError as e:
         _fail(ScenarioError.single(str(out_dir), f"cannot write the run's files: {e.strerror}"))
     if not quiet:
         print_summary(result.summary, Console())
-        Console().print(
-            f"wrote {out_dir}/: summary.json, timeseries.csv, percentiles.csv, report.html "
-            "and the PNG charts"
-        )
+        names = ", ".join(sorted(p.name for p in written if p.suffix != ".png"))
+        pngs = sum(p.suffix == ".png" for p in written)
+        Console().print(f"wrote {out_dir}/: {names} and {pngs} PNG charts")
 
 
 def print_summary(summary: dict, console) -> None:
@@ -236,6 +307,8 @@ def compare(
     out_dir = out or default_out_dir(run_dirs)
     try:
         written = write_comparison(runs, out_dir)
+    except ScenarioError as e:
+        _fail(e)
     except OSError as e:
         _fail(ScenarioError.single(str(out_dir), f"cannot write the comparison: {e.strerror}"))
     if not quiet:
@@ -253,8 +326,32 @@ def schema() -> None:
     typer.echo(json.dumps(doc, indent=2))
 
 
+# Signals received (SIGINT, SIGTERM). The handler raises SystemExit to unwind at once, but an
+# exception raised inside an import or a C extension's callback can be swallowed, so a run also
+# checks this list before it swaps its output directory into place.
+_SIGNALLED: list[int] = []
+
+
+def _on_signal(signum: int, _frame) -> None:
+    if not _SIGNALLED:
+        print("interrupted" if signum == 2 else "terminated", file=sys.stderr)
+    _SIGNALLED.append(signum)
+    raise SystemExit(128 + signum)
+
+
+def _stop_if_signalled() -> None:
+    if _SIGNALLED:
+        raise SystemExit(128 + _SIGNALLED[0])
+
+
 def main() -> None:
-    """Console entry point: the typer app, with Ctrl-C reported without a traceback."""
+    """Console entry point: the typer app, with Ctrl-C and SIGTERM reported without a
+    traceback (both unwind, so a run's staging directory is removed and its output directory
+    left as it was)."""
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _on_signal)
     try:
         app()
     except KeyboardInterrupt:

@@ -151,13 +151,20 @@ def test_set_seed_and_duration_override(tmp_path):
 
 
 def test_default_output_directory_is_reports_name(tmp_path, monkeypatch):
-    """Without --out, run writes reports/<name>/ under the working directory."""
+    """Without --out, run writes reports/<name>/ under the working directory; a run with --set
+    writes its own directory, named from the overrides, and leaves the baseline's alone."""
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(
-        app, ["run", str(SEED), "--duration", "0.2", "-q", "--set", "warmup_s=0"]
-    )
+    result = CliRunner().invoke(app, ["run", str(SEED), "--duration", "0.2", "-q"])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "reports" / "seed-example" / "summary.json").exists()
+    baseline = tmp_path / "reports" / "seed-example" / "summary.json"
+    before = baseline.read_bytes()
+    sets = ["--set", "warmup_s=0", "--set", "workload.rps=800"]
+    result = CliRunner().invoke(app, ["run", str(SEED), "--duration", "0.2", *sets])
+    assert result.exit_code == 0, result.output
+    what_if = tmp_path / "reports" / "seed-example--warmup_s=0--workload.rps=800"
+    assert json.loads((what_if / "summary.json").read_text())["overrides"]["workload.rps"] == 800
+    assert f"writing {what_if.relative_to(tmp_path)}" in result.output
+    assert baseline.read_bytes() == before
 
 
 def test_schema_is_json_schema_of_the_scenario():

@@ -15,11 +15,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..results.files import write_atomic
+from ..results.outdir import staged_dir
 from .compare_charts import draw_charts
 from .figure import Chart
 from .format import DASH, fmt_ms, fmt_num, fmt_pct, fmt_sig
@@ -216,10 +217,61 @@ def service_table(
     return columns, rows
 
 
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested scenario as ``{"services.db.workers": 50, ...}``."""
+    if isinstance(node, Mapping):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            out |= _flatten(value, f"{prefix}{key}.")
+        return out
+    if isinstance(node, list) and any(isinstance(v, Mapping | list) for v in node):
+        out = {}
+        for i, value in enumerate(node):
+            out |= _flatten(value, f"{prefix}{i}.")
+        return out
+    return {prefix.rstrip("."): node}
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, float) and value == int(value):
+        value = int(value)
+    return (
+        fmt_num(value)
+        if isinstance(value, int | float) and not isinstance(value, bool)
+        else str(value)
+    )
+
+
+WHAT_CHANGED_MAX = 6  # differences listed per run before "and N more"
+IGNORED_KEYS = ("name", "description")
+
+
+def what_changed(base: RunData, run: RunData) -> str:
+    """How ``run``'s resolved scenario differs from the baseline's, key by key
+    ("workload.rps 5,000 → 8,000"); from the summary's overrides when a run has no
+    scenario.yaml; "" when nothing is known."""
+    if base.scenario is None or run.scenario is None:
+        overrides = run.summary.get("overrides")
+        if isinstance(overrides, Mapping) and overrides:
+            return "overrides " + ", ".join(f"{k}={v}" for k, v in overrides.items())
+        return ""
+    a, b = _flatten(base.scenario), _flatten(run.scenario)
+    keys = [k for k in dict.fromkeys([*a, *b]) if k not in IGNORED_KEYS and a.get(k) != b.get(k)]
+    if not keys:
+        return "same scenario"
+    shown = [f"{k} {_show(a.get(k))} → {_show(b.get(k))}" for k in keys[:WHAT_CHANGED_MAX]]
+    if len(keys) > WHAT_CHANGED_MAX:
+        shown.append(f"and {len(keys) - WHAT_CHANGED_MAX} more")
+    return "; ".join(shown)
+
+
 def run_rows(runs: Sequence[RunData]) -> list[tuple[RunData, list[str]]]:
-    """The runs table: directory, scenario, seed, window, replications, notes."""
+    """The runs table: directory, scenario, seed, window, replications, what changed against
+    the baseline (from the resolved scenarios), notes."""
     rows = []
-    for run in runs:
+    for i, run in enumerate(runs):
         reps = run.number("replications")
         cells = [
             str(run.path),
@@ -229,6 +281,7 @@ def run_rows(runs: Sequence[RunData]) -> list[tuple[RunData, list[str]]]:
             fmt_num(run.number("warmup_s")),
             fmt_num(reps if reps is not None else 1),
             "; ".join(run.notes),
+            "baseline" if i == 0 else what_changed(runs[0], run),
         ]
         rows.append((run, cells))
     return rows
@@ -267,14 +320,17 @@ def render_html(runs: Sequence[RunData], charts: Sequence[Chart]) -> str:
 
 
 def write_comparison(runs: Sequence[RunData], out_dir: Path | str) -> list[Path]:
-    """Write the PNG charts and a self-contained compare.html; return the paths written.
+    """Write the PNG charts and a self-contained compare.html, replacing ``out_dir`` whole;
+    return the paths written.
 
-    Raises OSError when a file cannot be written (the CLI reports it in one line)."""
+    Raises ScenarioError when ``out_dir`` cannot be used (see ``staged_dir``), OSError when a
+    file cannot be written (the CLI reports either in one line)."""
     if len(runs) < 2:
         raise ValueError(f"a comparison needs at least 2 runs, got {len(runs)}")
     out_dir = Path(out_dir)
-    charts = draw_charts(runs)
-    html = render_html(runs, charts)
-    written = [write_atomic(out_dir / chart.filename, chart.png) for chart in charts]
-    written.append(write_atomic(out_dir / COMPARE_FILENAME, html))
-    return written
+    with staged_dir(out_dir, markers=(COMPARE_FILENAME,)) as stage:
+        charts = draw_charts(runs)
+        html = render_html(runs, charts)
+        written = [write_atomic(stage / chart.filename, chart.png) for chart in charts]
+        written.append(write_atomic(stage / COMPARE_FILENAME, html))
+    return [out_dir / p.name for p in written]

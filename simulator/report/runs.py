@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..results.files import PERCENTILES_FILENAME, SUMMARY_FILENAME, TIMESERIES_FILENAME
+from ..results.provenance import SCENARIO_FILENAME
 from ..scenario.errors import ScenarioError
 from .format import dig, is_missing
 
@@ -55,6 +56,7 @@ class RunData:
     timeseries: dict[str, np.ndarray] | None
     color: str = _COLORS[0]
     notes: tuple[str, ...] = ()
+    scenario: Mapping[str, Any] | None = None  # the resolved scenario.yaml, when present
 
     def number(self, path: str) -> float | None:
         """The summary's figure at dotted ``path`` as a float, or None when absent or odd."""
@@ -178,8 +180,28 @@ def load_run(run_dir: Path | str) -> RunData:
         notes.append(f"{PERCENTILES_FILENAME} is empty (no requests)")
     if timeseries is None:
         notes.append(f"no {TIMESERIES_FILENAME}")
+    scenario = _read_scenario(run_dir)
     label = _label(name, run_dir, summary)
-    return RunData(run_dir, name, label, summary, percentiles, timeseries, notes=tuple(notes))
+    return RunData(
+        run_dir, name, label, summary, percentiles, timeseries, notes=tuple(notes),
+        scenario=scenario,
+    )  # fmt: skip
+
+
+def _read_scenario(run_dir: Path) -> dict[str, Any] | None:
+    """The run's resolved scenario.yaml as plain data; None when absent or unreadable (it only
+    adds the "what changed" column, so an odd one is left out rather than refused)."""
+    path = run_dir / SCENARIO_FILENAME
+    if not path.is_file():
+        return None
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        data = YAML(typ="safe", pure=True).load(_read_text(path))
+    except (YAMLError, ScenarioError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _label(name: str, run_dir: Path, summary: Mapping[str, Any]) -> str:

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .provenance import SCENARIO_FILENAME, scenario_yaml
+
 if TYPE_CHECKING:
     from .simulate import Result
 
@@ -44,13 +46,20 @@ def write_atomic(path: Path, data: bytes | str) -> Path:
 
 
 def write_results(result: Result, out_dir: Path) -> list[Path]:
-    """Write the run's data files into ``out_dir``; return their paths."""
+    """Write the run's data files into ``out_dir`` (and ``scenario.yaml`` when the result knows
+    its scenario); return their paths."""
     out_dir = Path(out_dir)
-    return [
+    written = [
         write_atomic(out_dir / SUMMARY_FILENAME, summary_json(result.summary)),
         write_atomic(out_dir / TIMESERIES_FILENAME, timeseries_csv(result.timeseries)),
         write_atomic(out_dir / PERCENTILES_FILENAME, percentiles_csv(result.latencies_ms)),
     ]
+    if result.scenario is not None:
+        yaml = scenario_yaml(
+            result.scenario, result.summary["seed"], result.summary.get("replications", 1)
+        )
+        written.append(write_atomic(out_dir / SCENARIO_FILENAME, yaml))
+    return written
 
 
 # Always listed (when the sample reaches them), beside the plot's log-spaced points.

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..engine.sim import Sim
 from ..scenario.model import Scenario
+from .provenance import provenance
 from .summary import combine, summarize
 
 
@@ -24,12 +25,14 @@ class Result:
     """What a run leaves: the summary (as in summary.json), the window's request latencies, and
     the per-second time series. With replications, ``latencies_ms`` joins every replication's
     and ``timeseries`` is the first replication's (percentiles are never averaged over runs);
-    ``runs`` holds each replication's own summary as tidy rows."""
+    ``runs`` holds each replication's own summary as tidy rows; ``scenario`` is the scenario
+    that ran (written to ``scenario.yaml`` beside the summary)."""
 
     summary: dict[str, Any]
     latencies_ms: np.ndarray
     timeseries: dict[str, np.ndarray]
     runs: list[dict[str, Any]] = field(default_factory=list)
+    scenario: Scenario | None = None
 
     def timeseries_frame(self):
         """The time series as a pandas DataFrame (needs pandas)."""
@@ -54,11 +57,13 @@ def simulate(
     replications: int | None = None,
     workers: int | None = None,
     progress: Callable[[float], None] | None = None,
+    command: str | None = None,
 ) -> Result:
     """Simulate ``scenario``; ``seed`` and ``replications`` default to the scenario's.
 
     ``workers`` > 1 runs replications in parallel processes (default: up to the CPU count);
-    ``progress(fraction_done)`` is called as the run advances.
+    ``progress(fraction_done)`` is called as the run advances; ``command`` is recorded in the
+    summary's provenance (the CLI passes its command line).
     """
     seed = scenario.seed if seed is None else seed
     reps = scenario.replications if replications is None else replications
@@ -78,6 +83,6 @@ def simulate(
                 if progress:
                     progress(len(outs) / reps)
     runs = [o[0] for o in outs]
-    summary = combine(runs)
+    summary = combine(runs) | provenance(scenario, reps, command)
     latencies = np.concatenate([o[1] for o in outs]) if outs else np.empty(0)
-    return Result(summary, latencies, outs[0][2], runs)
+    return Result(summary, latencies, outs[0][2], runs, scenario)

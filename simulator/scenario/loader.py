@@ -18,12 +18,18 @@ from .overrides import Path_, apply_overrides
 from .validation import Positions
 
 
-def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
-    """Read, override (dotted paths, e.g. ``{"workload.rps": 8000}``) and validate a scenario."""
+def load_scenario(
+    path: str | Path,
+    overrides: dict[str, Any] | None = None,
+    labels: dict[str, str] | None = None,
+) -> Scenario:
+    """Read, override (dotted paths, e.g. ``{"workload.rps": 8000}``) and validate a scenario.
+    An error in an overridden key names the override (``--set KEY``, or ``labels[KEY]``: the
+    CLI passes ``{"seed": "--seed"}`` and the like)."""
     file = str(path)
     data, positions = read_yaml(Path(path))
-    data, overridden = apply_overrides(data, overrides or {}, file)
-    return Scenario.from_data(data, file, positions, overridden)
+    data, overridden = apply_overrides(data, overrides or {}, file, labels)
+    return Scenario.from_data(data, file, positions, overridden, overrides)
 
 
 def read_yaml(path: Path) -> tuple[dict, Positions]:

@@ -7,6 +7,7 @@ cross-reference (a called service, ``require`` against the fan-out) has been che
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -282,6 +283,7 @@ class Scenario(_Model):
     services: Annotated[dict[ServiceName, Service], Field(min_length=1)]
     _source: str = PrivateAttr(default="<scenario>")
     _raw: dict = PrivateAttr(default_factory=dict)
+    _overrides: dict = PrivateAttr(default_factory=dict)
 
     @property
     def source(self) -> str:
@@ -299,6 +301,11 @@ class Scenario(_Model):
         n = self.calls_in(step)
         return {"all": n, "any": 1}.get(step.require, step.require)  # type: ignore[arg-type]
 
+    @property
+    def overrides(self) -> dict[str, Any]:
+        """The dotted-path overrides applied to the file, in order (``--set``, ``--seed``, ...)."""
+        return dict(self._overrides)
+
     @classmethod
     def from_data(
         cls,
@@ -306,18 +313,46 @@ class Scenario(_Model):
         file: str = "<scenario>",
         positions: Positions | None = None,
         overridden: dict[Path_, str] | None = None,
+        overrides: dict[str, Any] | None = None,
     ) -> Scenario:
         """Validate a scenario given as plain data (as a YAML file would load); raise
-        ``ScenarioError`` with one line per problem, placed by ``positions`` when given."""
+        ``ScenarioError`` with one line per problem, placed by ``positions`` when given.
+        ``overrides`` records the dotted-path overrides already applied to ``data``."""
         scenario = validate(cls, data, file, positions, overridden)
         scenario._source = file
         scenario._raw = data
+        scenario._overrides = dict(overrides or {})
         return scenario
 
     def with_overrides(self, overrides: dict[str, Any]) -> Scenario:
         """A new scenario with dotted-path overrides (``{"workload.rps": 8000}``), re-validated."""
         data, paths = apply_overrides(self._raw, overrides, self._source)
-        return type(self).from_data(data, self._source, overridden=paths)
+        merged = self._overrides | overrides
+        return type(self).from_data(data, self._source, overridden=paths, overrides=merged)
+
+    def resolved_data(self) -> dict[str, Any]:
+        """The scenario as plain data with every default filled in and the overrides applied:
+        valid input again, with data file paths made absolute so it runs from anywhere."""
+        data = self.model_dump(mode="json", exclude_none=True)
+        base = Path(self._source).parent if not self._source.startswith("<") else Path(".")
+
+        def absolute(name: str) -> str:
+            return str((base / name).resolve())
+
+        def visit(node: Any) -> None:
+            if isinstance(node, dict):
+                if node.get("dist") == "empirical" and isinstance(node.get("file"), str):
+                    node["file"] = absolute(node["file"])
+                for value in node.values():
+                    visit(value)
+            elif isinstance(node, list):
+                for value in node:
+                    visit(value)
+
+        if isinstance(data["workload"].get("trace"), str):
+            data["workload"]["trace"] = absolute(data["workload"]["trace"])
+        visit(data["services"])
+        return data
 
     def with_seed(self, seed: int) -> Scenario:
         return self.with_overrides({"seed": seed})

@@ -11,43 +11,65 @@ Path_ = tuple[Any, ...]
 
 
 def apply_overrides(
-    data: dict, overrides: dict[str, Any], file: str
+    data: dict, overrides: dict[str, Any], file: str, labels: dict[str, str] | None = None
 ) -> tuple[dict, dict[Path_, str]]:
     """A copy of ``data`` with each dotted-path override applied; also which paths were set.
 
-    List items are addressed by index (``request.steps.0.fanout``); a missing last key is created.
-    A bad path raises ``--set KEY: message``.
+    List items are addressed by index (``request.steps.0.fanout``); a missing last key is
+    created. A key that itself holds dots (a service named ``db.primary``) is matched whole:
+    at each mapping the longest run of parts naming an existing key wins. A bad path raises
+    ``--set KEY: message`` (or ``LABEL: message`` with ``labels[KEY]``).
     """
+    if not isinstance(overrides, dict):
+        raise ScenarioError.single(
+            "overrides", f"expected a mapping of dotted keys to values, got {overrides!r}"
+        )
     data = copy.deepcopy(data)
     paths: dict[Path_, str] = {}
     for dotted, value in overrides.items():
+        if not isinstance(dotted, str) or not dotted.strip(".") or ".." in dotted:
+            raise ScenarioError.single(f"--set {dotted}", "expected a dotted key path")
+        where = (labels or {}).get(dotted, f"--set {dotted}")
         parts = dotted.split(".")
         node: Any = data
         path: list[Any] = []
-        for i, part in enumerate(parts):
-            last = i == len(parts) - 1
+        i = 0
+        while True:
             if isinstance(node, list):
+                part = parts[i]
                 if not part.isdigit() or int(part) >= len(node):
                     raise ScenarioError.single(
-                        f"--set {dotted}",
+                        where,
                         f"'{'.'.join(parts[:i]) or '(top)'}' is a list of {len(node)} items; "
                         f"'{part}' is not an index in it",
                     )
                 key: Any = int(part)
+                i += 1
             elif isinstance(node, dict):
-                key = part
-                if not last and key not in node:
-                    raise ScenarioError.single(
-                        f"--set {dotted}", f"no key '{'.'.join(parts[: i + 1])}' in the scenario"
-                    )
+                key, i = _longest_key(node, parts, i)
+                if key is None:
+                    if i < len(parts) - 1:
+                        raise ScenarioError.single(
+                            where, f"no key '{'.'.join(parts[: i + 1])}' in the scenario"
+                        )
+                    key, i = parts[i], i + 1  # a missing last key is created
             else:
                 raise ScenarioError.single(
-                    f"--set {dotted}", f"'{'.'.join(parts[:i])}' is a value, not a mapping or list"
+                    where, f"'{'.'.join(parts[:i])}' is a value, not a mapping or list"
                 )
             path.append(key)
-            if last:
+            if i == len(parts):
                 node[key] = value
-            else:
-                node = node[key]
-        paths[tuple(path)] = f"--set {dotted}"
+                break
+            node = node[key]
+        paths[tuple(path)] = where
     return data, paths
+
+
+def _longest_key(node: dict, parts: list[str], i: int) -> tuple[str | None, int]:
+    """The longest ``parts[i:j]`` joined by dots that is a key of ``node``, and ``j``."""
+    for j in range(len(parts), i, -1):
+        key = ".".join(parts[i:j])
+        if key in node:
+            return key, j
+    return None, i

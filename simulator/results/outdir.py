@@ -1,0 +1,136 @@
+"""Output directories replaced whole or not at all (SPEC §3).
+
+``staged_dir(target)`` is taken *before* a run simulates: it makes sure the target can be
+written, locks it against a second fansim writing there at the same time, and hands out an
+empty staging directory beside it (``.NAME.tmp-…``, on the same filesystem). Everything the run
+writes goes there; only when the block ends without an error is the staging directory swapped
+into place, atomically (Linux ``renameat2(RENAME_EXCHANGE)``; elsewhere two renames, with the
+old directory kept until the new one is in place). On an error, Ctrl-C or SIGTERM the staging
+directory is removed and the target is untouched; after a SIGKILL it is left behind and the next
+run into the same place removes it. So a reader finds the previous run or the new one, whole,
+never a mix of two.
+
+A target that exists and is not an output directory of fansim (not empty, and holding none of
+``markers``) is refused, so ``--out ~/Documents`` cannot replace someone's files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from ..scenario.errors import ScenarioError
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+@contextlib.contextmanager
+def staged_dir(target: Path | str, markers: Sequence[str] = ("summary.json",)) -> Iterator[Path]:
+    """Yield an empty directory to write into; on success it replaces ``target`` whole.
+
+    Raises ``ScenarioError`` (``TARGET: message``) at once when ``target`` cannot be written,
+    is another fansim's to write right now, or is a directory of something else.
+    """
+    target = Path(target)
+    _check_replaceable(target, markers)
+    parent = target.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        lock = os.open(parent / f".{target.name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise ScenarioError.single(str(target), _why_unwritable(target, e)) from None
+    try:
+        _lock(lock, target)
+        _remove_stale(parent, target.name)
+        try:
+            stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=parent))
+            os.chmod(stage, 0o755)  # mkdtemp makes 0700; outputs are for everyone to read
+        except OSError as e:
+            raise ScenarioError.single(str(target), f"cannot write here: {e.strerror}") from None
+        try:
+            yield stage
+            _swap_in(stage, target)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+    finally:
+        os.close(lock)  # releases the lock
+
+
+def _why_unwritable(target: Path, error: OSError) -> str:
+    for p in target.parents:
+        if p.exists() and not p.is_dir():
+            return f"cannot write here: {p} is a file, not a directory"
+    return f"cannot write here: {error.strerror}"
+
+
+def _check_replaceable(target: Path, markers: Sequence[str]) -> None:
+    if target.exists() and not target.is_dir():
+        raise ScenarioError.single(str(target), "cannot write here: a file of that name exists")
+    if target.is_dir():
+        try:
+            names = set(os.listdir(target))
+        except OSError as e:
+            raise ScenarioError.single(str(target), f"cannot read: {e.strerror}") from None
+        if names and not names & set(markers):
+            raise ScenarioError.single(
+                str(target),
+                f"exists and is not a fansim output directory (no {' or '.join(markers)}); "
+                "it would be replaced whole: choose another --out",
+            )
+
+
+def _lock(fd: int, target: Path) -> None:
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise ScenarioError.single(
+            str(target), "another fansim is writing this directory now; wait for it or use --out"
+        ) from None
+
+
+def _remove_stale(parent: Path, name: str) -> None:
+    """Staging and old directories left by a run that was killed (we hold the lock, so no
+    live run owns them)."""
+    for prefix in (f".{name}.tmp-", f".{name}.old-"):
+        for p in parent.glob(prefix + "*"):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _swap_in(stage: Path, target: Path) -> None:
+    """Put ``stage`` at ``target``; the previous ``target`` (if any) ends up at ``stage``."""
+    try:
+        os.rename(stage, target)  # atomic when target does not exist (or is an empty dir)
+        return
+    except OSError as e:
+        if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+            raise
+    if _exchange(stage, target):
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    os.rename(target, old / "run")
+    os.rename(stage, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux renameat2); False where the system cannot."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    done = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if done == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
