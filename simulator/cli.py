@@ -352,8 +352,18 @@ def main() -> None:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _on_signal)
+    # typer vendors click: its usage errors derive from this class (BadParameter is one)
+    usage_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
     try:
-        app()
+        code = app(standalone_mode=False)
+    except usage_error as e:  # a bad flag or argument: one line, exit 2, as for bad input
+        if type(e).__name__ == "NoArgsIsHelpError" and e.ctx is not None:
+            typer.echo(e.ctx.get_help())  # bare `fansim` or `fansim run`: the help
+        else:
+            where = e.ctx.command_path if e.ctx is not None else "fansim"
+            typer.echo(f"{where}: {e.format_message()} (see {where} --help)", err=True)
+        raise SystemExit(EXIT_BAD_INPUT) from None
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         raise SystemExit(130) from None
+    raise SystemExit(code if isinstance(code, int) else 0)

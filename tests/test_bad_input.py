@@ -4,11 +4,14 @@ there is no position), names the key, and never shows a traceback — from `run`
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import textwrap
 
 import pytest
 from typer.testing import CliRunner
 
+from simulator import load_scenario
 from simulator.cli import app
 
 GOOD = textwrap.dedent("""\
@@ -100,6 +103,151 @@ CASES = [
     ("error-rate-above-1", edit("workers: 4", "error_rate: 1.5"), 12, ["error_rate", "1.5"]),
     ("duplicate-key", edit("workers: 4", "workers: 4\n    workers: 5"), 13, ["duplicate"]),
 ]
+
+
+def _chain(depth: int) -> str:
+    """A scenario whose request calls s0 -> s1 -> ... -> s<depth - 1>."""
+    services = "\n".join(
+        f"  s{i}: {{latency: {{dist: constant, ms: 0.01}}"
+        + (f", steps: [{{call: s{i + 1}}}]}}" if i < depth - 1 else "}")
+        for i in range(depth)
+    )
+    return (
+        "name: t\nduration_s: 1\nworkload: {rps: 10}\nrequest: {steps: [{call: s0}]}\n"
+        f"services:\n{services}\n"
+    )
+
+
+_PAIRS = zip("bcdefghij", "abcdefghi", strict=True)  # b holds 10 a's, c 10 b's, ...
+_LAUGHS = "".join(f"{a}: &{a} [{', '.join([f'*{b}'] * 10)}]\n" for a, b in _PAIRS)
+
+# Inputs that used to end in a traceback, a hang or gigabytes of memory: each is now one line,
+# exit 2, before any work. (case id, file text, expected line (None: no position), words)
+FORMERLY_CRASHING = [
+    ("infinite-rate", edit("rps: 100", "rps: .inf"), 4, ["workload.rps", "finite", "inf"]),
+    ("overflowing-number", edit("rps: 100", "rps: 1e400"), 4, ["workload.rps", "finite"]),
+    ("infinite-duration", edit("duration_s: 1", "duration_s: .inf"), 2, ["duration_s", "finite"]),
+    ("nan-latency", edit("mean_ms: 2", "mean_ms: .nan"), 16, ["mean_ms", "finite"]),
+    ("rate-1e12", edit("rps: 100", "rps: 1e12"), None, ["would simulate", "calls a run may take"]),
+    ("fanout-1e9", edit("fanout: 2", "fanout: 1000000000"), None, ["would simulate", "calls"]),
+    (
+        "instances-1e9",
+        edit("workers: 4", "workers: 4\n    instances: 1000000000"),
+        None,
+        ["memory", "limit"],
+    ),
+    ("duration-1e9", edit("duration_s: 1", "duration_s: 1e9"), None, ["would simulate"]),
+    (
+        "retries-5000",
+        edit("fanout: 2", "fanout: 2\n      retries: {max: 5000, backoff_ms: 1}"),
+        9,
+        ["retries.max", "less than or equal to 1000"],
+    ),
+    (
+        "backoff-overflow",
+        edit("fanout: 2", "fanout: 2\n      retries: {max: 900, backoff_ms: 1}"),
+        9,
+        ["retry 900 would wait", "one day"],
+    ),
+    (
+        "weibull-shape-1e-5",
+        edit("{dist: exponential, mean_ms: 2}", "{dist: weibull, shape: 0.00001, scale_ms: 1}"),
+        16,
+        ["one call in a billion", "longer than a float holds"],
+    ),
+    (
+        "lognormal-sigma-1000",
+        edit("{dist: exponential, mean_ms: 2}", "{dist: lognormal, median_ms: 1, sigma: 1000}"),
+        16,
+        ["one call in a billion"],
+    ),
+    (
+        "uncapped-cauchy",
+        edit("{dist: exponential, mean_ms: 2}", "{dist: scipy, name: halfcauchy}"),
+        16,
+        ["one call in a billion would take about 6.37e+08 ms"],
+    ),
+    ("alias-bomb", "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + _LAUGHS + GOOD, None,
+     ["expands to more than 1,000,000 values"]),
+    ("tag-on-sequence", edit("- call: api", "- call: !custom [api]"), 7, ["YAML tag !custom"]),
+    ("set-value", edit("name: t", "name: !!set {a, b}"), 1, ["set value is not supported"]),
+    ("nesting-5000-deep", GOOD + "x-deep: " + "[" * 5000 + "]" * 5000 + "\n", None,
+     ["nested too deeply"]),
+    ("call-chain-3000-deep", _chain(3000), None, ["3000 services deep", "at most 100"]),
+    ("not-utf8", "name: t\ndescription: caf\xe9\n", 2, ["not UTF-8 text (byte 0xe9)"]),
+    ("doubled-got", edit("fanout: 2", "fanout: ten"), 8, ["got 'ten'"]),
+    ("union-noise", edit("- call: api", "- call: 5"), 7, ["expected text or a list, got 5"]),
+    ("class-name", edit("fanout: 2", "fanout: 2\n      retries: 3"), 9,
+     ["retries: expected a mapping of keys, got 3"]),
+]  # fmt: skip
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("command", ["run", "validate"])
+@pytest.mark.parametrize(
+    "case, text, line, words", FORMERLY_CRASHING, ids=[c[0] for c in FORMERLY_CRASHING]
+)
+def test_formerly_crashing_input_is_one_line(runner, tmp_path, command, case, text, line, words):
+    """Inputs that once gave a traceback, a hang or gigabytes are refused in one line, exit 2,
+    before any simulation."""
+    path = tmp_path / f"{case}.yaml"
+    path.write_bytes(text.encode("latin-1") if case == "not-utf8" else text.encode())
+    args = [command, str(path)] + (["--out", str(tmp_path / "out")] if command == "run" else [])
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert_one_problem(result.output, str(path), line, words)
+    assert result.output.count(", got ") <= 1, result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_merge_keys_and_x_anchors_work(tmp_path):
+    """YAML anchors under an x- key and merge keys (<<: *defaults) load as written."""
+    text = GOOD.replace("services:\n", "x-defaults: &pool {workers: 4, instances: 2}\nservices:\n")
+    text = text.replace("  db:\n", "  db:\n    <<: *pool\n")
+    path = tmp_path / "merge.yaml"
+    path.write_text(text)
+    scenario = load_scenario(path)
+    assert scenario.services["db"].workers == 4 and scenario.services["db"].instances == 2
+
+
+def test_a_100_deep_call_chain_runs(runner, tmp_path):
+    """The deepest call chain allowed runs on both engine paths, and its report is written."""
+    for extra, name in (("", "free"), (", workers: 100", "pools")):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(_chain(100).replace("ms: 0.01}", "ms: 0.01}" + extra))
+        result = runner.invoke(app, ["run", str(path), "--out", str(tmp_path / name), "-q"])
+        assert result.exit_code == 0, result.output
+        assert (tmp_path / name / "report.html").exists()
+
+
+def test_a_service_nobody_calls_does_not_break_the_report(runner, tmp_path):
+    """A declared service with workers and exponential latency that no step calls gets a
+    report (its queueing cross-check, with no arrivals, is left out)."""
+    path = tmp_path / "lonely.yaml"
+    path.write_text(GOOD + "  lonely: {latency: {dist: exponential, mean_ms: 2}, workers: 4}\n")
+    result = runner.invoke(app, ["run", str(path), "--out", str(tmp_path / "o"), "-q"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "o" / "report.html").exists()
+
+
+@pytest.mark.parametrize(
+    "flag, value",
+    [("--duration", "-1"), ("--seed", "-3"), ("--replications", "0"), ("--seed", "abc")],
+)
+def test_flag_errors_are_one_line_naming_the_flag(runner, tmp_path, flag, value):
+    """A bad --duration, --seed or --replications is one line naming that flag, exit 2."""
+    path = tmp_path / "ok.yaml"
+    path.write_text(GOOD)
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; from simulator.cli import main; main()",
+         "run", str(path), flag, value, "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and flag in lines[0], done.stderr
+
 
 LINE = re.compile(r"^(?P<file>[^:\n]+?)(?::(?P<line>\d+):(?P<col>\d+))?: (?P<msg>.+)$")
 

@@ -116,12 +116,12 @@ def test_a_second_run_into_the_same_directory_is_refused(tmp_path):
 
 
 def test_an_unwritable_output_is_refused_before_simulating(tmp_path):
-    """--out under a file fails in one line before any simulation (this run would take
-    hours)."""
+    """--out under a file fails in one line before any simulation (this run would take half an
+    hour)."""
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     start = time.monotonic()
-    done = subprocess.run([*FANSIM, "run", str(SEED), "--duration", "100000", "--out",
+    done = subprocess.run([*FANSIM, "run", str(SEED), "--duration", "3000", "--out",
                            str(blocker / "out"), "-q"], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)  # fmt: skip
     assert done.returncode == 2

@@ -181,7 +181,7 @@ def _queues(data: ReportData) -> list[Check]:
                     note=note,
                 )
             )
-        elif load is not None and load < 1.0:
+        elif load is not None and 0.0 < load < 1.0:  # 0: a service no call reached
             admitted = svc["little"]["admitted_per_sec"]
             q = analytic.mmc(admitted, mean_ms, spec.workers)
             rows.append(

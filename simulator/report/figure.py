@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import io
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -55,8 +56,12 @@ def new_figure(nrows: int = 1) -> tuple[Figure, list[Axes]]:
 
 def png_bytes(fig: Figure) -> bytes:
     buf = io.BytesIO()
-    # No "Software" metadata: the same run gives byte-identical PNGs.
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    with warnings.catch_warnings():
+        # A legend of very many services can squeeze the plot to nothing; the chart is still
+        # drawn (legend beside it), so this is no news for the terminal.
+        warnings.filterwarnings("ignore", "constrained_layout not applied", UserWarning)
+        # No "Software" metadata: the same run gives byte-identical PNGs.
+        fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
     return buf.getvalue()
 
 

@@ -6,6 +6,7 @@ whether replications run one after the other or in parallel processes.
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..engine.sim import Sim
+from ..scenario.errors import ScenarioError
 from ..scenario.model import Scenario
 from .provenance import provenance
 from .summary import combine, summarize
@@ -50,6 +52,15 @@ def run_once(
     return summarize(sim, seed)
 
 
+def _whole(name: str, value: Any, minimum: int) -> int:
+    """``value`` as an int >= ``minimum`` (numpy integers welcome), else ``ScenarioError``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ScenarioError.single(
+            "simulate()", f"{name} must be an integer >= {minimum}, got {value!r}"
+        )
+    return int(value)
+
+
 def simulate(
     scenario: Scenario,
     seed: int | None = None,
@@ -65,8 +76,12 @@ def simulate(
     ``progress(fraction_done)`` is called as the run advances; ``command`` is recorded in the
     summary's provenance (the CLI passes its command line).
     """
-    seed = scenario.seed if seed is None else seed
-    reps = scenario.replications if replications is None else replications
+    seed = scenario.seed if seed is None else _whole("seed", seed, 0)
+    reps = (
+        scenario.replications if replications is None else _whole("replications", replications, 1)
+    )
+    if workers is not None:
+        workers = _whole("workers", workers, 1)
     seeds = [seed + i for i in range(reps)]
     workers = min(reps, workers or os.cpu_count() or 1)
     if workers <= 1:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -30,9 +31,25 @@ Z99 = 2.3263478740408408  # standard normal 0.99 quantile
 NonNegMs = Annotated[float, Field(ge=0)]
 PosMs = Annotated[float, Field(gt=0)]
 
+# A service's latency law is refused when one draw in TAIL_PROBABILITY exceeds MAX_LATENCY_MS:
+# such draws overflow, or keep a run's drain going for simulated weeks (weibull shape 1e-5,
+# lognormal sigma 1000, an uncapped Cauchy). See model.Service.
+TAIL_PROBABILITY = 1e-9
+MAX_LATENCY_MS = 86_400_000.0  # one day
+
 
 class _Dist(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+    def tail_ms(self, p: float) -> float:
+        """A latency (ms) that a draw exceeds with probability ``p`` (its upper quantile; NaN
+        where it cannot be told)."""
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            try:
+                return float(self.to_scipy().isf(p))
+            except Exception:  # scipy raises many kinds for odd parameters
+                return math.nan
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """``n`` latencies in ms."""
@@ -55,6 +72,9 @@ class Constant(_Dist):
         return np.full(n, self.ms)
 
     def mean(self):
+        return self.ms
+
+    def tail_ms(self, p):
         return self.ms
 
 
@@ -184,6 +204,10 @@ class Pareto(_Dist):
         x = self.scale_ms * (1.0 + rng.pareto(self.alpha, n))
         return x if self.cap_ms is None else np.minimum(x, self.cap_ms)
 
+    def tail_ms(self, p):
+        x = self.scale_ms * p ** (-1.0 / self.alpha)
+        return x if self.cap_ms is None else min(x, self.cap_ms)
+
     def mean(self):
         a, m = self.alpha, self.scale_ms
         if self.cap_ms is None:
@@ -217,6 +241,9 @@ class Uniform(_Dist):
     def mean(self):
         return (self.min_ms + self.max_ms) / 2
 
+    def tail_ms(self, p):
+        return self.max_ms
+
     def to_scipy(self):
         from scipy import stats
 
@@ -229,17 +256,26 @@ def read_number_file(path: Path, what: str, *, minimum: float = 0.0) -> np.ndarr
     Raises ValueError naming the file line of the first bad value. Cached per file version, so
     validating a field and then loading it reads the file once.
     """
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not a file of numbers")
     if not path.is_file():
         raise ValueError(f"{what} file not found: {path}")
-    return _read_numbers(str(path.resolve()), path.stat().st_mtime_ns, what, minimum).copy()
+    try:
+        return _read_numbers(str(path.resolve()), path.stat().st_mtime_ns, what, minimum).copy()
+    except OSError as e:
+        raise ValueError(f"cannot read {path}: {e.strerror}") from None
 
 
 @functools.lru_cache(maxsize=32)
 def _read_numbers(name: str, _mtime_ns: int, what: str, minimum: float) -> np.ndarray:
     path = Path(name)
     values: list[float] = []
-    with path.open(encoding="utf-8", errors="replace") as f:
-        for lineno, raw in enumerate(f, 1):
+    with path.open("rb") as f:
+        for lineno, raw_bytes in enumerate(f, 1):
+            try:
+                raw = raw_bytes.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ValueError(f"{path}:{lineno}: not UTF-8 text") from None
             text = raw.split("#", 1)[0].strip().split(",", 1)[0].strip()
             if not text:
                 continue
@@ -248,7 +284,8 @@ def _read_numbers(name: str, _mtime_ns: int, what: str, minimum: float) -> np.nd
             except ValueError:
                 if not values and lineno == 1:  # a header line
                     continue
-                raise ValueError(f"{path}:{lineno}: not a number: {text!r}") from None
+                shown = text if len(text) <= 40 else text[:37] + "..."
+                raise ValueError(f"{path}:{lineno}: not a number: {shown!r}") from None
             if not math.isfinite(v) or v < minimum:
                 raise ValueError(
                     f"{path}:{lineno}: {what} must be a finite number >= {minimum:g}, got {text}"
@@ -282,6 +319,11 @@ class Empirical(_Dist):
     @model_validator(mode="after")
     def _load(self, info: ValidationInfo) -> Empirical:
         self._values = read_number_file(resolve_path(self.file, info), "latency")
+        if self._values.max() > MAX_LATENCY_MS:
+            raise ValueError(
+                f"{self.file} holds a latency of {self._values.max():.3g} ms, beyond the "
+                f"{MAX_LATENCY_MS:,.0f} ms (one day) a run allows"
+            )
         return self
 
     def sample(self, rng, n):
@@ -289,6 +331,9 @@ class Empirical(_Dist):
 
     def mean(self):
         return float(self._values.mean())
+
+    def tail_ms(self, p):
+        return float(self._values.max())
 
     @property
     def values(self) -> np.ndarray:
@@ -372,6 +417,10 @@ class Mixture(_Dist):
 
     def mean(self):
         return float(sum(w * c.mean() for w, c in zip(self.weights, self.components, strict=True)))
+
+    def tail_ms(self, p):
+        # P(X > x) = sum of w_i P(X_i > x) <= p when every P(X_i > x) <= p
+        return max(c.tail_ms(p) for c in self.components)
 
 
 Latency = Annotated[Union[_FLAT + (Mixture,)], Field(discriminator="dist")]  # type: ignore[valid-type]  # noqa: UP007

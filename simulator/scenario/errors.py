@@ -26,7 +26,7 @@ class Problem:
         return f"{self.file}:{self.line}:{self.col or 1}: {self.message}"
 
 
-class ScenarioError(Exception):
+class ScenarioError(ValueError):
     """Bad input: one or more :class:`Problem` lines. ``str()`` gives one line per problem."""
 
     exit_code = EXIT_BAD_INPUT

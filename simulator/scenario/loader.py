@@ -32,8 +32,24 @@ def load_scenario(
     return Scenario.from_data(data, file, positions, overridden, overrides)
 
 
+MAX_BYTES = 10 * 1024 * 1024  # a scenario is a few KB; refuse what no one writes by hand
+MAX_VALUES = 1_000_000  # values after YAML aliases are expanded (a "billion laughs" stops here)
+MAX_DEPTH = 100  # levels of nested mappings and lists
+EXTENSION_PREFIX = "x-"  # top-level keys ignored, to hold YAML anchors (as in Docker Compose)
+_PLAIN_TAGS = {
+    "tag:yaml.org,2002:str": str,
+    "tag:yaml.org,2002:int": int,
+    "tag:yaml.org,2002:float": float,
+}
+
+
 def read_yaml(path: Path) -> tuple[dict, Positions]:
-    """The file's top-level mapping as plain Python data, and the position of every node."""
+    """The file's top-level mapping as plain Python data, and the position of every node.
+
+    YAML anchors, aliases and merge keys (``<<: *defaults``) work; top-level keys starting with
+    ``x-`` are dropped (a place for anchors). Refused in one positioned line: text that is not
+    UTF-8, custom tags, sets, dates and binary values, nesting deeper than ``MAX_DEPTH``, and
+    documents that expand past ``MAX_VALUES`` values."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
@@ -43,9 +59,20 @@ def read_yaml(path: Path) -> tuple[dict, Positions]:
     if path.is_dir():
         raise ScenarioError.single(file, "is a directory, not a scenario file")
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ScenarioError.single(file, f"cannot read: {e}") from None
+        if path.stat().st_size > MAX_BYTES:
+            raise ScenarioError.single(
+                file, f"is {path.stat().st_size:,} bytes; a scenario file is at most {MAX_BYTES:,}"
+            )
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ScenarioError.single(file, f"cannot read: {e.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        col = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        byte = raw[e.start : e.start + 1].hex()
+        raise ScenarioError.single(file, f"not UTF-8 text (byte 0x{byte})", line, col) from None
     if not text.strip():
         raise ScenarioError.single(file, "file is empty")
     yaml = YAML(typ="rt")
@@ -59,41 +86,82 @@ def read_yaml(path: Path) -> tuple[dict, Positions]:
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
         raise ScenarioError.single(file, f"YAML syntax error: {what}", line, col) from None
     except YAMLError as e:
-        raise ScenarioError.single(file, f"YAML error: {e}") from None
+        raise ScenarioError.single(file, f"YAML error: {str(e).splitlines()[0]}") from None
+    except RecursionError:
+        raise ScenarioError.single(
+            file, f"nested too deeply: a scenario nests at most {MAX_DEPTH} levels"
+        ) from None
     if tree is None:
         raise ScenarioError.single(file, "file is empty (no keys)")
     if not isinstance(tree, dict):
         raise ScenarioError.single(
             file, f"the top level must be a mapping of keys, got {_kind(tree)}", 1, 1
         )
+    for key in [k for k in tree if isinstance(k, str) and k.startswith(EXTENSION_PREFIX)]:
+        del tree[key]
     positions: Positions = {}
-    return _plain(tree, (), positions), positions
+    return _Copy(file, positions).plain(tree, (), (1, 1)), positions
 
 
-def _plain(node: Any, path: Path_, positions: Positions) -> Any:
-    """Copy a ruamel tree into dicts, lists and scalars, recording 1-based positions."""
-    if isinstance(node, dict):
-        out = {}
-        for key, value in node.items():
-            if hasattr(node, "lc"):
-                kl, kc = node.lc.key(key)
-                positions[path + (key,)] = (kl + 1, kc + 1)
-            out[str(key) if not isinstance(key, str) else key] = _plain(
-                value, path + (key,), positions
+class _Copy:
+    """Copies a ruamel tree into dicts, lists and scalars, recording 1-based positions and
+    counting values (aliases share nodes, so a copy can be exponentially larger)."""
+
+    def __init__(self, file: str, positions: Positions):
+        self.file, self.positions, self.values = file, positions, 0
+
+    def plain(self, node: Any, path: Path_, at: tuple[int, int]) -> Any:
+        self.values += 1
+        if self.values > MAX_VALUES:
+            raise ScenarioError.single(
+                self.file, f"expands to more than {MAX_VALUES:,} values (YAML aliases repeated?)"
             )
-        return out
-    if isinstance(node, list):
-        for i in range(len(node)):
-            if hasattr(node, "lc"):
-                il, ic = node.lc.item(i)
-                positions[path + (i,)] = (il + 1, ic + 1)
-        return [_plain(v, path + (i,), positions) for i, v in enumerate(node)]
-    if isinstance(node, bool) or node is None:
-        return node
-    for kind in (int, float, str):  # ruamel's ScalarFloat etc. become plain types
-        if isinstance(node, kind):
-            return kind(node)
-    return node
+        if len(path) > MAX_DEPTH:
+            raise ScenarioError.single(self.file, f"nested more than {MAX_DEPTH} levels deep", *at)
+        tag = getattr(getattr(node, "tag", None), "value", None)
+        if isinstance(node, dict | list) and tag is not None:
+            raise ScenarioError.single(self.file, f"YAML tag {tag} is not supported", *at)
+        if isinstance(node, dict):
+            out = {}
+            lines = node.lc.data if hasattr(node, "lc") else {}
+            for key, value in node.items():
+                if not isinstance(key, str | int | float | bool):
+                    raise ScenarioError.single(self.file, "a key must be a plain value", *at)
+                where = lines.get(key)  # None for a key merged in with <<
+                pos = (where[0] + 1, where[1] + 1) if where else at
+                self.positions[path + (key,)] = pos
+                out[str(key) if not isinstance(key, str) else key] = self.plain(
+                    value, path + (key,), pos
+                )
+            return out
+        if isinstance(node, list):
+            out_list = []
+            for i, value in enumerate(node):
+                pos = at
+                if hasattr(node, "lc") and i in node.lc.data:
+                    il, ic = node.lc.data[i][:2]
+                    pos = (il + 1, ic + 1)
+                self.positions[path + (i,)] = pos
+                out_list.append(self.plain(value, path + (i,), pos))
+            return out_list
+        if isinstance(node, bool) or node is None:
+            return node
+        if tag is not None:  # a scalar with a tag: !!str 5 is fine, !custom 5 is not
+            if tag not in _PLAIN_TAGS:
+                raise ScenarioError.single(self.file, f"YAML tag {tag} is not supported", *at)
+            try:
+                return _PLAIN_TAGS[tag](node.value)
+            except ValueError:
+                raise ScenarioError.single(
+                    self.file, f"{node.value!r} is not a valid {tag}", *at
+                ) from None
+        for kind in (int, float, str):  # ruamel's ScalarFloat etc. become plain types
+            if isinstance(node, kind):
+                return kind(node)
+        what = type(node).__name__.removeprefix("Commented").lower()
+        raise ScenarioError.single(
+            self.file, f"a {what} value is not supported here (write a number, text or list)", *at
+        )
 
 
 def _kind(value: Any) -> str:

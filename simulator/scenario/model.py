@@ -7,6 +7,7 @@ cross-reference (a called service, ``require`` against the fan-out) has been che
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -22,7 +23,13 @@ from pydantic import (
 )
 
 from .arrivals import expected_arrivals
-from .distributions import Latency, read_number_file, resolve_path
+from .distributions import (
+    MAX_LATENCY_MS,
+    TAIL_PROBABILITY,
+    Latency,
+    read_number_file,
+    resolve_path,
+)
 from .overrides import Path_, apply_overrides
 from .validation import Positions, validate
 
@@ -36,7 +43,7 @@ BALANCERS = ("round_robin", "random", "least_outstanding", "p2c")
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class Bursty(_Model):
@@ -134,12 +141,24 @@ class Retries(_Model):
     seconds stay under ``budget_ratio`` x its first tries over those seconds plus
     ``min_per_s`` x 10 (Finagle's RetryBudget)."""
 
-    max: Annotated[int, Field(ge=0)]
+    max: Annotated[int, Field(ge=0, le=1000)]
     backoff_ms: NonNegFloat = 0.0
     multiplier: Annotated[float, Field(ge=1)] = 2.0
     jitter: Literal["none", "full", "equal"] = "none"
     budget_ratio: PosFloat | None = None
     min_per_s: NonNegFloat = 10.0
+
+    @model_validator(mode="after")
+    def _bounded_backoff(self) -> Retries:
+        if self.max and self.backoff_ms > 0:
+            log_last = math.log(self.backoff_ms) + (self.max - 1) * math.log(self.multiplier)
+            if log_last > math.log(MAX_LATENCY_MS):
+                raise ValueError(
+                    f"retry {self.max} would wait {self.backoff_ms:g} x {self.multiplier:g}^"
+                    f"{self.max - 1} ms, beyond the {MAX_LATENCY_MS:,.0f} ms (one day) a run "
+                    "allows: lower max, backoff_ms or multiplier"
+                )
+        return self
 
 
 class Hedge(_Model):
@@ -259,6 +278,19 @@ class Service(_Model):
     error_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
     steps: list[Step] = Field(default_factory=list)
     concurrency: Concurrency | None = None  # an adaptive limit instead of fixed workers
+
+    @field_validator("latency")
+    @classmethod
+    def _bounded_tail(cls, latency: Any) -> Any:
+        tail = latency.tail_ms(TAIL_PROBABILITY)
+        if tail > MAX_LATENCY_MS:  # +inf too; NaN (unknown) passes
+            shown = f"about {tail:.3g} ms" if math.isfinite(tail) else "longer than a float holds"
+            raise ValueError(
+                f"one call in a billion would take {shown}, beyond the {MAX_LATENCY_MS:,.0f} ms "
+                "(one day) a run allows: cap or lighten the tail (pareto cap_ms, a smaller "
+                "sigma or cv, a mixture)"
+            )
+        return latency
 
     @model_validator(mode="after")
     def _queue_needs_workers(self) -> Service:

@@ -4,8 +4,10 @@ hedges or errors (every call sent, every step run). The seed example: 30 calls, 
 from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING
 
-from .model import Scenario, Step
+if TYPE_CHECKING:
+    from .model import Scenario, Step
 
 
 def nominal_amplification(scenario: Scenario) -> dict[str, float]:
