@@ -194,9 +194,16 @@ def _simulate_and_write(
         _fail(ScenarioError.single(str(out_dir), f"cannot write the run's files: {e.strerror}"))
     if not quiet:
         print_summary(result.summary, Console())
+        print_warnings(result.warnings, Console())
         names = ", ".join(sorted(p.name for p in written if p.suffix != ".png"))
         pngs = sum(p.suffix == ".png" for p in written)
         Console().print(f"wrote {out_dir}/: {names} and {pngs} PNG charts")
+
+
+def print_warnings(warnings: list[dict], console) -> None:
+    """The run's warnings, one paragraph each, after the summary table."""
+    for w in warnings:
+        console.print(f"[bold yellow]warning[/] ({w['kind']}): {w['message']}", highlight=False)
 
 
 def print_summary(summary: dict, console) -> None:

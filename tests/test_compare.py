@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 from simulator.cli import app
 from simulator.report.compare import Metric, describe_change
-from simulator.report.format import fmt_num
 from simulator.report.runs import default_out_dir
+from simulator.results.format import fmt_num
 
 DATA_URI = re.compile(r'src="data:image/png;base64,([^"]*)"')
 # A tiny scenario: a front service fanning out to 2 calls of a db with few workers.

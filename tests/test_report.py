@@ -14,8 +14,8 @@ import sys
 import numpy as np
 import pytest
 
-from simulator.report.format import fmt_ms, fmt_num, fmt_pct
 from simulator.report.run_report import write_report
+from simulator.results.format import fmt_ms, fmt_num, fmt_pct
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 DATA_URI = re.compile(r'src="data:image/png;base64,([^"]*)"')

@@ -15,8 +15,8 @@ from simulator.report.callgraph import call_graph
 from simulator.report.crosscheck import cross_checks
 from simulator.report.data import ReportData
 from simulator.report.findings import key_findings, warnings
-from simulator.report.format import fmt_ms
 from simulator.report.run_report import write_report
+from simulator.results.format import fmt_ms
 from simulator.results.summary import time_quantile
 
 
@@ -169,15 +169,21 @@ def test_queues_still_filling_after_warm_up():
     assert found and found[0].startswith("No warm-up")
 
 
-def test_findings_report_a_collapse_that_does_not_recover():
+def test_a_collapse_that_does_not_heal_is_a_warning_not_steady_shedding():
+    """No recovery: the window ends answering far fewer requests than at its start. A system
+    that sheds the same share from start to end (intended load shedding) gets no warning."""
+    healthy_then_dead = [100.0] * 25 + [0.0] * 25  # the window is rows 10..49
     collapsed = _data(
-        _summary(db={"utilization": 0.99, "queue_p99": 400}), _timeseries([3.0] * 50, goodput=0.0)
+        _summary(db={"utilization": 0.5, "queue_p99": 400}),
+        _timeseries([3.0] * 50) | {"goodput": healthy_then_dead},
     )
+    found = warnings(collapsed)
+    assert any(f.startswith("No recovery") and "down from 100.0%" in f for f in found)
+    shedding = _data(_summary(db={"utilization": 0.5}), _timeseries([3.0] * 50, goodput=60.0))
+    assert not any(f.startswith("No recovery") for f in warnings(shedding))
     findings = key_findings(collapsed)
-    assert any(f.startswith("No recovery") for f in findings)
-    assert "Busiest service: db, 99.0% busy (queue p99 400 calls)." in findings
-    healthy = key_findings(_data(_summary(db={"utilization": 0.5}), _timeseries([3.0] * 50)))
-    assert not any(f.startswith("No recovery") for f in healthy)
+    assert "Busiest service: db, 50.0% busy (queue p99 400 calls)." in findings
+    assert not any(f.startswith("No recovery") for f in findings)  # a warning now
 
 
 # --------------------------------------------------------------------------- cross-checks

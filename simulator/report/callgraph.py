@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..results.format import dig, fmt_ms, fmt_num, is_missing
 from ..scenario.topology import nominal_amplification
 from .figure import DPI, Chart, png_bytes
-from .format import dig, fmt_ms, fmt_num, is_missing
 
 if TYPE_CHECKING:
     from ..scenario.model import Scenario, Step

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..results.files import MIN_TAIL_SAMPLES, percentile_grid
+from ..results.format import dig, fmt_ms, fmt_num, is_missing
 from .figure import (
     LOG_Y_RATIO,
     Chart,
@@ -27,7 +28,6 @@ from .figure import (
     shade_phases,
     side_legend,
 )
-from .format import dig, fmt_ms, fmt_num, is_missing
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from ..results.files import write_atomic
+from ..results.format import DASH, fmt_ms, fmt_num, fmt_pct, fmt_sig
 from ..results.outdir import staged_dir
 from .compare_charts import draw_charts
 from .figure import Chart
-from .format import DASH, fmt_ms, fmt_num, fmt_pct, fmt_sig
 from .html import environment
 from .runs import RunData
 

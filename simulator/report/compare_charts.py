@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..results.files import MIN_TAIL_SAMPLES, PERCENTILES_FILENAME, TIMESERIES_FILENAME
+from ..results.format import dig, fmt_ms, fmt_num
 from .figure import (
     DPI,
     FIGSIZE_IN,
@@ -30,7 +31,6 @@ from .figure import (
     shade_phases,
     side_legend,
 )
-from .format import dig, fmt_ms, fmt_num
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

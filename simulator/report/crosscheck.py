@@ -25,13 +25,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .. import analytic
-from .format import dig, fmt_ms, fmt_num, fmt_pct, fmt_sig, is_missing
+from ..results.format import dig, fmt_ms, fmt_num, fmt_pct, fmt_sig, is_missing
+from ..results.warnings import leaf_pool, offered_load
 
 if TYPE_CHECKING:
-    from ..scenario.model import Service
     from .data import ReportData
 
-__all__ = ["Check", "cross_checks", "leaf_pool", "offered_load"]
+__all__ = ["Check", "cross_checks"]
 
 
 @dataclass(frozen=True)
@@ -119,37 +119,14 @@ def _little(data: ReportData) -> list[Check]:
     return rows
 
 
-def leaf_pool(data: ReportData, name: str) -> tuple[Service, float] | None:
-    """``(spec, mean latency in ms)`` of a leaf service with a fixed worker pool and a known
-    mean latency (what a queueing formula covers), else None."""
-    spec = data.scenario.services.get(name) if data.scenario is not None else None
-    if spec is None or spec.steps or spec.workers is None or spec.concurrency is not None:
-        return None
-    try:
-        return spec, float(spec.latency.mean())
-    except (ValueError, NotImplementedError):
-        return None
-
-
-def offered_load(data: ReportData, name: str) -> float | None:
-    """Admitted calls/s × mean latency ÷ workers of a ``leaf_pool`` service: its utilization
-    as theory predicts it, at or above 1 when it cannot keep up; None when not a leaf pool."""
-    pool = leaf_pool(data, name)
-    admitted = dig(data.summary, f"services.{name}.little.admitted_per_sec")
-    if pool is None or is_missing(admitted):
-        return None
-    spec, mean_ms = pool
-    return admitted * mean_ms / 1000.0 / (spec.workers * spec.instances)
-
-
 def _queues(data: ReportData) -> list[Check]:
     rows = []
     for name, svc in (data.summary.get("services") or {}).items():
-        pool = leaf_pool(data, name)
+        pool = leaf_pool(data.scenario, name)
         if pool is None:
             continue
         spec, mean_ms = pool
-        load = offered_load(data, name)
+        load = offered_load(data.summary, data.scenario, name)
         if load is not None:
             rows.append(
                 _row(

@@ -1,145 +1,36 @@
 """What a reader should notice first: the report's key findings and its warnings.
 
 Plain functions of the report's data (``ReportData``: the summary, the window's latencies,
-the per-second time series and, when known, the scenario), each returning sentences.
-
-Warnings say when a figure should not be trusted as a steady-state answer:
-
-* **unstable**: a service whose offered load reaches its capacity (utilization at or above
-  ``UNSTABLE_UTILIZATION``, a leaf whose admitted calls × mean latency exceed its workers,
-  or a queue still growing at the end of the window); its queue, and every latency above
-  it, grow with run length;
-* **too few samples**: fewer than ``MIN_TAIL_SAMPLES`` requests above a shown percentile
-  (p99, p99.9): that percentile is set by a handful of requests;
-* **warm-up too short**: the measured window starts while queues are still filling (no
-  warm-up at all with worker pools, or the window's first tenth is much emptier than the
-  rest).
+the per-second time series and, when known, the scenario), each returning sentences. The
+warnings (unstable services, thin tails, a short warm-up, no recovery) are the run's own,
+computed with its results (:mod:`simulator.results.warnings`), so the terminal, summary.json
+and the report say the same.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from ..results.files import MIN_TAIL_SAMPLES
-from .crosscheck import offered_load
-from .format import dig, fmt_ms, fmt_num, fmt_pct, fmt_sig, is_missing
+from ..results.format import dig, fmt_ms, fmt_num, fmt_pct, fmt_sig, is_missing
+from ..results.warnings import run_warnings
 
 if TYPE_CHECKING:
     from .data import ReportData
 
 __all__ = ["key_findings", "warnings"]
 
-UNSTABLE_UTILIZATION = 0.95
-# A queue counts as growing when its mean over the window's last quarter exceeds this many
-# calls and twice its mean over the window's first quarter.
-GROWING_QUEUE_CALLS = 5.0
-# Warm-up: the window's first tenth holds less than this share of the rest's mean queue.
-FILLING_SHARE = 0.5
-
-
-def _window_rows(data: ReportData) -> np.ndarray:
-    """Row indices of the time series inside the measured window."""
-    if data.n_seconds == 0 or data.window_end_s is None:
-        return np.arange(0)
-    t = np.asarray(data.timeseries["t_s"], dtype=float)
-    return np.flatnonzero((t >= data.warmup_s) & (t < data.window_end_s))
-
-
-def _quarter_means(values: np.ndarray) -> tuple[float, float]:
-    """Mean over the first and the last quarter of ``values`` (NaN rows ignored)."""
-    q = max(len(values) // 4, 1)
-    with np.errstate(all="ignore"):
-        return float(np.nanmean(values[:q])), float(np.nanmean(values[-q:]))
-
-
-def _unstable(data: ReportData) -> dict[str, str]:
-    """A warning per unstable service, by name."""
-    out = {}
-    rows = _window_rows(data)
-    for name, svc in (data.summary.get("services") or {}).items():
-        reasons = []
-        util = svc.get("utilization")
-        if not is_missing(util) and util >= UNSTABLE_UTILIZATION:
-            reasons.append(f"its workers were {fmt_pct(util)} busy")
-        load = offered_load(data, name)
-        if load is not None and load >= 1.0:
-            reasons.append(f"admitted calls × mean latency need {fmt_pct(load)} of its workers")
-        queue = data.timeseries.get(f"queue_{name}")
-        if queue is not None and len(rows) >= 8:
-            first, last = _quarter_means(np.asarray(queue, dtype=float)[rows])
-            if last > GROWING_QUEUE_CALLS and last > 2 * first:
-                reasons.append(
-                    f"its queue grew from {fmt_num(first)} to {fmt_num(last)} calls "
-                    "(first vs last quarter of the window)"
-                )
-        if reasons:
-            out[name] = (
-                f"{name} is unstable: {'; '.join(reasons)}. Offered load reaches its capacity, "
-                "so its queue and the latencies above it grow with run length rather than "
-                "settle; add workers or instances, or cut the load reaching it."
-            )
-    return out
-
-
-def _too_few_samples(data: ReportData) -> list[str]:
-    n = int(np.isfinite(data.latencies_ms).sum())
-    thin = [
-        (label, p)
-        for label, p in (("p99", 0.99), ("p99.9", 0.999))
-        if n * (1 - p) < MIN_TAIL_SAMPLES
-    ]
-    if not n or not thin:
-        return []
-    label, p = thin[0]
-    shown = " and ".join(label for label, _ in thin)
-    need = int(np.ceil(MIN_TAIL_SAMPLES / (1 - thin[-1][1])))
-    return [
-        f"Too few samples for the {shown} shown: {n:,} requests leave about "
-        f"{n * (1 - p):.1f} above the {label}, so a handful of requests set it. Run at least "
-        f"{need:,} requests (longer duration_s, or replications) for a stable {thin[-1][0]}."
-    ]
-
-
-def _warmup_too_short(data: ReportData, unstable: set[str]) -> list[str]:
-    names = [n for n in data.services_with("queue_") if n not in unstable]
-    if not names:
-        return []
-    if data.warmup_s == 0:
-        return [
-            "No warm-up: the window starts with empty queues at "
-            f"{', '.join(names)}, so early requests wait less than in steady state. "
-            "Set warmup_s to a few seconds."
-        ]
-    rows = _window_rows(data)
-    if len(rows) < 10:
-        return []
-    head = rows[: max(len(rows) // 10, 1)]
-    filling = []
-    for name in names:
-        queue = np.asarray(data.timeseries[f"queue_{name}"], dtype=float)
-        with np.errstate(all="ignore"):
-            early, rest = float(np.nanmean(queue[head])), float(np.nanmean(queue[rows]))
-        if rest >= 1.0 and early < FILLING_SHARE * rest:
-            filling.append(f"{name} (queue {fmt_num(early)} vs {fmt_num(rest)} calls)")
-    if not filling:
-        return []
-    return [
-        f"Warm-up too short ({fmt_num(data.warmup_s)} s): queues were still filling when the "
-        f"window began at {', '.join(filling)}, first tenth of the window vs the whole. "
-        "Lengthen warmup_s."
-    ]
-
 
 def warnings(data: ReportData) -> list[str]:
-    """Why some figures may mislead: unstable services, thin tails, a short warm-up."""
-    unstable = _unstable(data)
-    return [*unstable.values(), *_too_few_samples(data), *_warmup_too_short(data, set(unstable))]
+    """Why some figures may mislead (:mod:`simulator.results.warnings`): the run's own list
+    from its summary, or computed from the report's data when the summary has none."""
+    found = data.summary.get("warnings")
+    if found is None:
+        found = run_warnings(data.summary, data.timeseries, data.latencies_ms, data.scenario)
+    return [w["message"] for w in found]
 
 
 def key_findings(data: ReportData) -> list[str]:
-    """A few sentences: outcomes, tail, fan-out, load, saturation, recovery."""
+    """A few sentences: outcomes, tail, fan-out, load, saturation, policies."""
     s = data.summary
     out = []
     arrived = dig(s, "requests.arrived")
@@ -188,10 +79,6 @@ def key_findings(data: ReportData) -> list[str]:
         out.append(busiest + (f" ({', '.join(details)})" if details else "") + ".")
 
     out += _policy_sentences(data)
-
-    recovery = _end_of_window(data)
-    if recovery:
-        out.append(recovery)
     return out
 
 
@@ -286,20 +173,3 @@ def _policy_sentences(data: ReportData) -> list[str]:
             text += f"; of all attempts {', '.join(fates)}"
         out.append(text + ".")
     return out
-
-
-def _end_of_window(data: ReportData) -> str | None:
-    """A sentence when the window ends with far less goodput than arrivals (no recovery)."""
-    rows = _window_rows(data)
-    if len(rows) < 8 or "goodput" not in data.timeseries:
-        return None
-    tail = rows[-max(len(rows) // 4, 1) :]
-    arrivals = float(np.mean(np.asarray(data.timeseries["arrivals"], dtype=float)[tail]))
-    goodput = float(np.mean(np.asarray(data.timeseries["goodput"], dtype=float)[tail]))
-    if arrivals <= 0 or goodput >= 0.8 * arrivals:
-        return None
-    return (
-        f"No recovery: over the window's last {len(tail)} s, {fmt_num(goodput)} requests/s "
-        f"were answered ok or partial against {fmt_num(arrivals)}/s arriving "
-        f"({fmt_pct(goodput / arrivals)})."
-    )

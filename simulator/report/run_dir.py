@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..results.files import write_results
+from ..results.format import fmt_num
 from ..results.outdir import staged_dir
 from ..scenario.topology import nominal_amplification
-from .format import fmt_num
 from .run_report import write_report
 
 if TYPE_CHECKING:

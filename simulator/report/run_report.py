@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..results.files import write_atomic
+from ..results.format import dig, fmt_ms, fmt_num, fmt_pct, fmt_sig, is_missing
 from .callgraph import chart as call_graph_chart
 from .charts import draw_charts
 from .crosscheck import cross_checks
 from .data import ReportData, as_timeseries
 from .figure import Chart
 from .findings import key_findings, warnings
-from .format import dig, fmt_ms, fmt_num, fmt_pct, fmt_sig, is_missing
 from .html import environment
 
 if TYPE_CHECKING:

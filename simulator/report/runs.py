@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from ..results.files import PERCENTILES_FILENAME, SUMMARY_FILENAME, TIMESERIES_FILENAME
+from ..results.format import dig, is_missing
 from ..results.provenance import SCENARIO_FILENAME
 from ..scenario.errors import ScenarioError
-from .format import dig, is_missing
 
 __all__ = ["RunData", "default_out_dir", "load_run", "load_runs"]
 

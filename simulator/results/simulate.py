@@ -20,6 +20,7 @@ from ..scenario.errors import ScenarioError
 from ..scenario.model import Scenario
 from .provenance import provenance
 from .summary import combine, summarize
+from .warnings import run_warnings
 
 
 @dataclass
@@ -35,6 +36,12 @@ class Result:
     timeseries: dict[str, np.ndarray]
     runs: list[dict[str, Any]] = field(default_factory=list)
     scenario: Scenario | None = None
+
+    @property
+    def warnings(self) -> list[dict[str, Any]]:
+        """Why some figures may mislead (``{"kind", "service", "message"}``), as in
+        summary.json: unstable services, thin tails, a short warm-up, no recovery."""
+        return self.summary.get("warnings", [])
 
     def timeseries_frame(self):
         """The time series as a pandas DataFrame (needs pandas)."""
@@ -100,4 +107,5 @@ def simulate(
     runs = [o[0] for o in outs]
     summary = combine(runs) | provenance(scenario, reps, command)
     latencies = np.concatenate([o[1] for o in outs]) if outs else np.empty(0)
+    summary["warnings"] = run_warnings(summary, outs[0][2], latencies, scenario)
     return Result(summary, latencies, outs[0][2], runs, scenario)
