@@ -226,3 +226,25 @@ def test_a_step_decided_while_sending_still_sends_all_its_calls(tmp_path):
     assert s["requests"]["partial"] == 1
     assert res.latencies_ms.tolist() == pytest.approx([3.0])
     assert s["services"]["full"]["wasted"] == 1  # the one accepted call ran for nobody
+
+
+def test_a_call_cancelled_while_it_waits_is_sent_but_not_an_op(tmp_path):
+    """A loser cancelled in its queue counts as a call sent, not as an op: no backend served
+    it (found by the property tests: ops counted must equal ops executed)."""
+    step = {"call": "db", "fanout": 3, "require": "any", "cancel_losers": True}
+    res = run_trace(tmp_path, [0.0], {"db": const(2, workers=1)}, [step])
+    amp, db = res.summary["amplification"], res.summary["services"]["db"]
+    # at 2 ms the first answers; its worker takes the second (cancelled at once, an op), the
+    # third is cancelled still waiting (not an op)
+    assert db["calls"] == 3 and db["cancelled"] == 2
+    assert amp["calls_per_request"] == 3 and amp["ops_per_request"] == 2
+    assert res.timeseries["ops"].sum() == 2
+
+
+def test_ops_started_after_the_last_request_ended_are_in_the_time_series(tmp_path):
+    """An abandoned call that a worker takes after every request has ended still shows in
+    the time series' ops (the table runs to the run's last event)."""
+    step = {"call": "db", "timeout_ms": 1}
+    res = run_trace(tmp_path, [0.0, 0.0001], {"db": const(3000, workers=1)}, [step])
+    assert res.summary["amplification"]["ops_per_request"] == 1
+    assert res.timeseries["ops"].tolist() == [1, 0, 0, 1, 0, 0]  # the second starts at 3 s

@@ -225,7 +225,7 @@ class Flow:
         self.items = []
         if len(items) > 1 or (items and not ok):
             cancel = step is not None and step.spec.cancel_losers
-            for item in items:
+            for item in reversed(items):  # the last sent first: a freed worker takes no loser
                 self.sim.drop(item, cancel)
         if ok:
             self.advance()
@@ -240,7 +240,7 @@ class Flow:
         ``cancel_calls`` False, abandoned to run on)."""
         self.cancelled = True
         items, self.items = self.items, []
-        for item in items:
+        for item in reversed(items):  # the last sent first: a freed worker takes no loser
             self.sim.drop(item, cancel_calls)
 
     def only_optional_left(self) -> bool:

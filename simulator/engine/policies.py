@@ -331,5 +331,5 @@ class Slot:
             if delay is not None and self.policy.sim.env.now - first.t0 >= delay:
                 self.policy.observe(INF)
         losers, self.live = self.live, []
-        for call in losers:
+        for call in reversed(losers):  # the last sent first: a freed worker takes no loser
             self.policy.sim.drop(call, cancel)

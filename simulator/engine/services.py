@@ -99,7 +99,8 @@ class Svc:
         self.timeouts = 0
         self.circuit_open = 0  # attempts refused by an open breaker, never sent
         self.sent = [0, 0, 0]  # attempts policy steps sent here, by their own kind
-        self.ops_by_kind = [0, 0, 0]  # answered leaf calls by kind (event path)
+        self.ops_by_kind = [0, 0, 0]  # leaf calls that took a worker, by kind (event path)
+        self.unstarted = 0  # window calls cancelled before a worker took them
         self.latency_ms = array("f")  # float32: 4 bytes a call, precision ~1e-7 relative
         # whole-run time series
         self.started_per_s = [0] * horizon_s

@@ -218,6 +218,8 @@ class Sim:
             svc.started_per_s[int(now * 0.001)] += 1
         except IndexError:
             bump(svc.started_per_s, int(now * 0.001))
+        if call.rec and call.event_mode and svc.leaf:
+            svc.ops_by_kind[call.kind] += 1
         d = svc.draw()
         if svc.error_rate and svc.draw_u() < svc.error_rate:
             ev = Timeout(self.env, d, call)
@@ -277,8 +279,6 @@ class Sim:
             svc.latency_ms.append(self.env.now - call.t0)
             if not ok:
                 svc.errors += 1
-            if svc.leaf and call.event_mode:
-                svc.ops_by_kind[call.kind] += 1
             if call.event_mode and call.given_up():
                 svc.wasted += 1
                 if call.step is not None:
@@ -288,6 +288,7 @@ class Sim:
     def cancel(self, call: Call) -> None:
         """Cancel a call: out of its queue, or its worker freed at once and its downstream
         steps cancelled (no further calls)."""
+        started = call.state == RUNNING
         if call.state == QUEUED:
             call.svc.account(self.env.now)
             call.inst.queue.remove(call)
@@ -302,6 +303,8 @@ class Sim:
         if call.rec:
             call.svc.cancelled += 1
             call.svc.cancelled_ms += self.env.now - call.t0
+            if not started:  # sent, never served: not an op
+                call.svc.unstarted += 1
             if call.step is not None:
                 call.step.stats.cancelled += 1
 

@@ -48,7 +48,8 @@ def summarize(sim: Sim, seed: int) -> tuple[dict[str, Any], np.ndarray, dict[str
     services = {name: _service_summary(sim, svc, duration_s) for name, svc in sim.svcs.items()}
     calls = sum(svc.calls for svc in sim.svcs.values())
     leaves = [svc for svc in sim.svcs.values() if svc.leaf]
-    ops = sum(svc.calls - svc.rejected for svc in leaves)
+    # an op is a call a backend served: not a rejected one, nor one cancelled while it waited
+    ops = sum(svc.calls - svc.rejected - svc.unstarted for svc in leaves)
     retry_ops = sum(svc.ops_by_kind[1] for svc in leaves)
     hedge_ops = sum(svc.ops_by_kind[2] for svc in leaves)
     nominal = nominal_amplification(s)
@@ -178,7 +179,9 @@ def _timeseries(
     sim: Sim, t0: np.ndarray, lat: np.ndarray, outcome: np.ndarray
 ) -> dict[str, np.ndarray]:
     end = t0 + lat
-    n = int(math.ceil(max(sim.end_ms, float(end.max()) if len(end) else 0.0) / 1000.0)) or 1
+    # to the last event of the run: calls abandoned by their request can start after it ended
+    last_ms = max(sim.end_ms, float(end.max()) if len(end) else 0.0, sim.env.now)
+    n = int(math.ceil(last_ms / 1000.0)) or 1
     arrive_s = (t0 // 1000).astype(np.int64)
     end_s = np.minimum((end // 1000).astype(np.int64), n - 1)
     bad = (outcome == FAILED) | (outcome == REJECTED)
