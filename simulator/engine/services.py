@@ -12,6 +12,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from .flows import Call, RStep
+    from .histograms import LatencyHistogram
 
 _BATCH = 8192
 
@@ -102,6 +103,8 @@ class Svc:
         self.ops_by_kind = [0, 0, 0]  # leaf calls that took a worker, by kind (event path)
         self.unstarted = 0  # window calls cancelled before a worker took them
         self.latency_ms = array("f")  # float32: 4 bytes a call, precision ~1e-7 relative
+        # streaming percentiles: latency_ms is emptied into this every simulated second
+        self.latency_hist: LatencyHistogram | None = None
         # whole-run time series
         self.started_per_s = [0] * horizon_s
         self.busy = 0
@@ -116,7 +119,8 @@ class Svc:
     def calls(self) -> int:
         """Window calls sent to this service: answered (each left a latency), rejected, and
         cancelled."""
-        return len(self.latency_ms) + self.rejected + self.cancelled
+        streamed = self.latency_hist.count if self.latency_hist is not None else 0
+        return len(self.latency_ms) + streamed + self.rejected + self.cancelled
 
     def account(self, now: float) -> None:
         """Accumulate busy-worker and queue-length areas, and the time spent at each queue

@@ -49,6 +49,7 @@ from .flows import (
     plan_event_segments,
     plan_segments,
 )
+from .histograms import LatencyHistogram, StreamingRequests
 from .policies import StepPolicy
 from .services import Svc, bump
 
@@ -94,6 +95,14 @@ class Sim:
         self.snapshots: list[tuple[float, list[tuple[float, float]]]] = []
         self.edges: list[list[tuple[float, float]]] = []  # areas at the window's start and end
         self.queue_time_edges: list[list[list[float]]] = []  # Svc.queue_time at the same times
+        # percentiles: streaming (engine.histograms): the per-call and per-request buffers
+        # are emptied into histograms and per-second aggregates every simulated second
+        self.streaming = scenario.percentiles == "streaming"
+        self.requests_stream: StreamingRequests | None = None
+        if self.streaming:
+            self.requests_stream = StreamingRequests(self.warmup_ms, self.end_ms)
+            for svc in self.svcs.values():
+                svc.latency_hist = LatencyHistogram()
 
     def _is_free(self, name: str) -> bool:
         spec = self.scenario.services[name]
@@ -367,12 +376,36 @@ class Sim:
             for edge in (self.warmup_ms, self.end_ms):
                 ev = Timeout(env, edge)
                 ev.callbacks.append(self._window_edge)
+        if self.streaming:
+            ev = Timeout(env, 1000.0)
+            ev.callbacks.append(self._stream)
         chunks = 50 if progress else 1
         for j in range(1, chunks + 1):
             env.run(until=self.end_ms * j / chunks)
             if progress:
                 progress(j / chunks)
         env.run()
+        if self.streaming:
+            self._stream(None)
+
+    def _stream(self, event) -> None:
+        """Streaming percentiles: empty the second's buffers into histograms and aggregates
+        (every simulated second; once more, with ``event`` None, when the run is over)."""
+        for svc in self.svcs.values():
+            if len(svc.latency_ms):
+                svc.latency_hist.add(np.array(svc.latency_ms, dtype=np.float32))
+                del svc.latency_ms[:]
+        records = (
+            np.array(self.req_t0, dtype=float),
+            np.array(self.req_ms, dtype=float),
+            np.array(self.req_outcome, dtype=np.int8),
+        )
+        del self.req_t0[:], self.req_ms[:], self.req_outcome[:]
+        now = self.env.now
+        self.requests_stream.absorb(*records, None if event is None else int(now // 1000))
+        if event is not None and not (now >= self.end_ms and not self.outstanding):
+            nxt = Timeout(self.env, 1000.0)
+            nxt.callbacks.append(self._stream)
 
     def _window_edge(self, event) -> None:
         now = self.env.now

@@ -49,12 +49,13 @@ def _shade_phases(axes: Sequence[Axes], data: ReportData, t_s: np.ndarray) -> No
 def _chart_latency_percentiles(data: ReportData) -> Chart:
     filename, title = "latency_percentiles.png", "Latency by percentile"
     lat = data.latencies_ms[np.isfinite(data.latencies_ms)]
-    n = lat.size
+    n = data.request_count
     pooled = " (all replications pooled)" if data.replications > 1 else ""
     caption = (
         f"Request latency at each percentile over the {n:,} requests of the measured "
         f"window{pooled}. Each step right on the x axis is one more nine; the curve stops "
         f"where fewer than {MIN_TAIL_SAMPLES} requests remain above the percentile."
+        + data.streaming_note
     )
     if n == 0:
         return placeholder(filename, title, "no requests", caption)
@@ -215,6 +216,7 @@ def _chart_latency_distribution(data: ReportData) -> Chart:
         "shown), with the run's p50, p99 and p99.9. A second hump is a second population: "
         "retries, hedges, timeouts or a queue."
     ) + (f" {zero:,} requests answered in 0 ms are not drawn." if zero else "")
+    caption += data.streaming_note
     if positive.size == 0:
         return placeholder(filename, title, "no requests", caption)
     lo, hi = float(positive.min()), float(positive.max())
@@ -240,7 +242,7 @@ def _chart_latency_distribution(data: ReportData) -> Chart:
         ax.axvline(v, color=color, linestyle="--", linewidth=1, label=f"{name} {fmt_ms(v)} ms")
     ax.set_ylim(bottom=0)
     ax.yaxis.set_major_formatter("{x:g}%")
-    ax.set_title(f"{title} — {data.scenario_name} ({lat.size:,} requests)")
+    ax.set_title(f"{title} — {data.scenario_name} ({data.request_count:,} requests)")
     ax.set_xlabel("request latency (ms" + (", log scale)" if log else ")"))
     ax.set_ylabel("share of requests per bin")
     side_legend(ax)

@@ -35,6 +35,29 @@ class ReportData:
         return nominal_amplification(self.scenario)["calls"]
 
     @property
+    def streaming(self) -> bool:
+        """Whether the run kept streaming percentiles (``latencies_ms`` is then a sample)."""
+        return self.summary.get("percentiles") == "streaming"
+
+    @property
+    def request_count(self) -> int:
+        """Window requests behind the latency figures (all replications)."""
+        if self.streaming:
+            arrived = (self.summary.get("requests") or {}).get("arrived") or 0
+            return int(round(arrived * self.replications))
+        return int(np.isfinite(self.latencies_ms).sum())
+
+    @property
+    def streaming_note(self) -> str:
+        """Caption suffix for charts of request latencies under streaming percentiles."""
+        if not self.streaming:
+            return ""
+        return (
+            " Streaming percentiles: drawn from an HdrHistogram of every request (3 "
+            "significant figures), through an evenly spread sample of 100,000."
+        )
+
+    @property
     def warmup_s(self) -> float:
         return float(self.summary.get("warmup_s") or 0.0)
 

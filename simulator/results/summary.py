@@ -11,11 +11,13 @@ they start in).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..engine.flows import FAILED, OK, OUTCOMES, PARTIAL, REJECTED
+from ..engine.flows import OK, OUTCOMES, PARTIAL
+from ..engine.histograms import LatencyHistogram
 from ..engine.sim import Sim
 from ..scenario.topology import nominal_amplification
 
@@ -32,18 +34,18 @@ def _quantiles(x: np.ndarray, names: dict[str, float]) -> dict[str, float | None
 def summarize(sim: Sim, seed: int) -> tuple[dict[str, Any], np.ndarray, dict[str, np.ndarray]]:
     """The summary dict, the window's request latencies (ms) and the time series of one run."""
     s = sim.scenario
-    t0 = np.frombuffer(sim.req_t0, dtype=float)
-    lat = np.frombuffer(sim.req_ms, dtype=float)
-    outcome = np.frombuffer(sim.req_outcome, dtype=np.int8)
-    window = (t0 >= sim.warmup_ms) & (t0 < sim.end_ms)
-    lat_w = lat[window]
-    counts = np.bincount(outcome[window], minlength=len(OUTCOMES))
-    arrived = int(window.sum())
+    # to the run's last event, or its last answer (contention-free requests are answered
+    # without an event): calls abandoned by their request can start after it ended
+    if sim.streaming:
+        last_answer_ms = len(sim.requests_stream.completions) * 1000.0
+    else:
+        ends = np.frombuffer(sim.req_t0, dtype=float) + np.frombuffer(sim.req_ms, dtype=float)
+        last_answer_ms = float(ends.max()) if len(ends) else 0.0
+    n = int(math.ceil(max(sim.end_ms, sim.env.now, last_answer_ms) / 1000.0)) or 1
+    req = _streamed_requests(sim, n) if sim.streaming else _exact_requests(sim, n)
+    counts = req.counts
+    arrived = int(sum(counts))
     duration_s = s.duration_s
-
-    latency = _latency(lat_w)
-    # ok and partial answers only: a request refused in 0 ms must not make the tail look better
-    answered = lat_w[(outcome[window] == OK) | (outcome[window] == PARTIAL)]
 
     services = {name: _service_summary(sim, svc, duration_s) for name, svc in sim.svcs.items()}
     calls = sum(svc.calls for svc in sim.svcs.values())
@@ -63,8 +65,9 @@ def summarize(sim: Sim, seed: int) -> tuple[dict[str, Any], np.ndarray, dict[str
         | {o: int(c) for o, c in zip(OUTCOMES, counts, strict=True)},
         "throughput_rps": float(counts[0] + counts[1]) / duration_s,
         "offered_rps": s.workload.mean_rps(s.duration_s, s.warmup_s),
-        "latency_ms": latency,
-        "latency_ok_ms": _latency(answered),
+        "latency_ms": req.latency,
+        # ok and partial answers only: a request refused in 0 ms must not flatter the tail
+        "latency_ok_ms": req.latency_ok,
         "amplification": {
             "calls_per_request": per_req(calls),
             "ops_per_request": per_req(ops),
@@ -84,7 +87,80 @@ def summarize(sim: Sim, seed: int) -> tuple[dict[str, Any], np.ndarray, dict[str
         # steps with calling-side policies: what their attempts were and what became of them
         "steps": {name: _step_summary(st) for name, st in sim.steps.items() if st.policy},
     }
-    return summary, lat_w.copy(), _timeseries(sim, t0, lat, outcome)
+    if sim.streaming:
+        summary["percentiles"] = "streaming"  # HdrHistogram, 3 significant figures
+    return summary, req.window_latencies, _timeseries(sim, n, req.per_second)
+
+
+@dataclass
+class _Requests:
+    """What the requests of one run show: window outcome counts and latencies, and the
+    per-second request columns of the time series (length ``n``)."""
+
+    counts: list[int]
+    latency: dict[str, float | None]
+    latency_ok: dict[str, float | None]
+    window_latencies: np.ndarray  # every window request's, or a quantile sample when streaming
+    per_second: dict[str, np.ndarray]
+
+
+def _exact_requests(sim: Sim, n: int) -> _Requests:
+    t0 = np.frombuffer(sim.req_t0, dtype=float)
+    lat = np.frombuffer(sim.req_ms, dtype=float)
+    outcome = np.frombuffer(sim.req_outcome, dtype=np.int8)
+    window = (t0 >= sim.warmup_ms) & (t0 < sim.end_ms)
+    answered = (outcome == OK) | (outcome == PARTIAL)
+    end_s = np.minimum(((t0 + lat) // 1000).astype(np.int64), n - 1)
+    p50, p99 = np.full(n, np.nan), np.full(n, np.nan)
+    order = np.argsort(end_s, kind="stable")
+    cuts = np.searchsorted(end_s[order], np.arange(n + 1))
+    for sec in range(n):
+        chunk = lat[order[cuts[sec] : cuts[sec + 1]]]
+        if len(chunk):
+            p50[sec], p99[sec] = np.quantile(chunk, [0.5, 0.99])
+    per_second = {
+        "arrivals": np.bincount((t0 // 1000).astype(np.int64), minlength=n)[:n],
+        "completions": np.bincount(end_s, minlength=n),
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "errors": np.bincount(end_s[~answered], minlength=n),
+        "goodput": np.bincount(end_s[answered], minlength=n),  # ok + partial, an extension
+    }
+    counts = np.bincount(outcome[window], minlength=len(OUTCOMES)).tolist()
+    return _Requests(
+        counts, _latency(lat[window]), _latency(lat[window & answered]), lat[window].copy(),
+        per_second,
+    )  # fmt: skip
+
+
+def _streamed_requests(sim: Sim, n: int) -> _Requests:
+    stream = sim.requests_stream
+
+    def column(values, fill) -> np.ndarray:
+        out = np.full(n, fill, dtype=float if isinstance(fill, float) else np.int64)
+        got = np.asarray(values)[:n]
+        out[: len(got)] = got
+        return out
+
+    per_second = {
+        "arrivals": column(stream.arrivals, 0),
+        "completions": column(stream.completions, 0),
+        "p50_ms": column(stream.p50, math.nan),
+        "p99_ms": column(stream.p99, math.nan),
+        "errors": column(stream.errors, 0),
+        "goodput": column(stream.goodput, 0),
+    }
+    return _Requests(
+        list(stream.outcomes), _streamed_latency(stream.latency),
+        _streamed_latency(stream.latency_ok), stream.latency.sample(), per_second,
+    )  # fmt: skip
+
+
+def _streamed_latency(hist: LatencyHistogram) -> dict[str, float | None]:
+    out: dict[str, Any] = {"mean": hist.mean()}
+    out.update({name: hist.quantile(q) for name, q in PERCENTILES.items()})
+    out["max"] = hist.quantile(1.0)
+    return out
 
 
 def _latency(lat: np.ndarray) -> dict[str, float | None]:
@@ -96,7 +172,6 @@ def _latency(lat: np.ndarray) -> dict[str, float | None]:
 
 
 def _service_summary(sim: Sim, svc, duration_s: float) -> dict[str, Any]:
-    lat = np.frombuffer(svc.latency_ms, dtype=np.float32)
     window_ms = duration_s * 1000.0
     utilization = limit = queue_mean = queue_p99 = in_service = None
     if svc.limited and len(sim.edges) == 2:
@@ -116,8 +191,17 @@ def _service_summary(sim: Sim, svc, duration_s: float) -> dict[str, Any]:
         )
     # Little's law: admitted calls (answered or cancelled; rejections never enter) per second
     # times their mean time at the service should equal the calls there, time-averaged.
-    admitted = len(lat) + svc.cancelled
-    time_ms = (float(lat.sum(dtype=np.float64)) + svc.cancelled_ms) / admitted if admitted else None
+    if svc.latency_hist is not None:  # streaming: the engine emptied latency_ms into it
+        hist = svc.latency_hist
+        answered, answered_ms = hist.count, hist.total_ms
+        latency = {"mean": hist.mean(), "p50": hist.quantile(0.5), "p99": hist.quantile(0.99)}
+    else:
+        lat = np.frombuffer(svc.latency_ms, dtype=np.float32)
+        answered, answered_ms = len(lat), float(lat.sum(dtype=np.float64))
+        latency = {"mean": answered_ms / answered if answered else None}
+        latency |= _quantiles(lat, {"p50": 0.5, "p99": 0.99})
+    admitted = answered + svc.cancelled
+    time_ms = (answered_ms + svc.cancelled_ms) / admitted if admitted else None
     out = {
         "calls": svc.calls,
         "calls_per_sec": svc.calls / duration_s,
@@ -131,8 +215,7 @@ def _service_summary(sim: Sim, svc, duration_s: float) -> dict[str, Any]:
         "circuit_open": svc.circuit_open,
         "cancelled": svc.cancelled,
         "wasted": svc.wasted,
-        "latency_ms": {"mean": float(lat.mean(dtype=np.float64)) if len(lat) else None}
-        | _quantiles(lat, {"p50": 0.5, "p99": 0.99}),
+        "latency_ms": latency,
         # saturation: calls waiting for a worker (time-averaged, and the level exceeded 1% of
         # the window's time); null with unlimited workers
         "queue_mean": queue_mean,
@@ -175,38 +258,16 @@ def _step_summary(st) -> dict[str, int]:
     }
 
 
-def _timeseries(
-    sim: Sim, t0: np.ndarray, lat: np.ndarray, outcome: np.ndarray
-) -> dict[str, np.ndarray]:
-    end = t0 + lat
-    # to the last event of the run: calls abandoned by their request can start after it ended
-    last_ms = max(sim.end_ms, float(end.max()) if len(end) else 0.0, sim.env.now)
-    n = int(math.ceil(last_ms / 1000.0)) or 1
-    arrive_s = (t0 // 1000).astype(np.int64)
-    end_s = np.minimum((end // 1000).astype(np.int64), n - 1)
-    bad = (outcome == FAILED) | (outcome == REJECTED)
-    p50, p99 = np.full(n, np.nan), np.full(n, np.nan)
-    order = np.argsort(end_s, kind="stable")
-    cuts = np.searchsorted(end_s[order], np.arange(n + 1))
-    for sec in range(n):
-        chunk = lat[order[cuts[sec] : cuts[sec + 1]]]
-        if len(chunk):
-            p50[sec], p99[sec] = np.quantile(chunk, [0.5, 0.99])
+def _timeseries(sim: Sim, n: int, per_second: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     ops = np.zeros(n, dtype=np.int64)
     for svc in sim.svcs.values():
         if svc.leaf:
             per_s = np.asarray(svc.started_per_s[:n], dtype=np.int64)
             ops[: len(per_s)] += per_s
-    table = {
-        "t_s": np.arange(n, dtype=np.int64),
-        "arrivals": np.bincount(arrive_s, minlength=n)[:n],
-        "completions": np.bincount(end_s, minlength=n),
-        "ops": ops,
-        "p50_ms": p50,
-        "p99_ms": p99,
-        "errors": np.bincount(end_s[bad], minlength=n),
-        "goodput": np.bincount(end_s[~bad], minlength=n),  # ok + partial, an extension
-    }
+    ps = per_second
+    table = {"t_s": np.arange(n, dtype=np.int64), "arrivals": ps["arrivals"],
+             "completions": ps["completions"], "ops": ops, "p50_ms": ps["p50_ms"],
+             "p99_ms": ps["p99_ms"], "errors": ps["errors"], "goodput": ps["goodput"]}  # fmt: skip
     snaps = sim.snapshots
     for i, svc in enumerate(sim.contended):
         if not svc.limited:

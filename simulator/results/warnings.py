@@ -82,7 +82,7 @@ def run_warnings(
     unstable = _unstable(summary, timeseries, scenario, rows)
     return [
         *unstable,
-        *_too_few_samples(latencies_ms),
+        *_too_few_samples(_request_count(summary, latencies_ms)),
         *_warmup_too_short(summary, timeseries, scenario, rows, {w["service"] for w in unstable}),
         *_no_recovery(timeseries, rows),
     ]
@@ -154,8 +154,16 @@ def _unstable(summary, timeseries, scenario, rows) -> list[Warning]:
     return out
 
 
-def _too_few_samples(latencies_ms: np.ndarray) -> list[Warning]:
-    n = int(np.isfinite(np.asarray(latencies_ms, dtype=float)).sum())
+def _request_count(summary: Mapping[str, Any], latencies_ms: np.ndarray) -> int:
+    """Window requests behind the percentiles: every latency kept, or with streaming
+    percentiles (where ``latencies_ms`` is only a sample) the summary's count."""
+    if summary.get("percentiles") == "streaming":
+        arrived = dig(summary, "requests.arrived") or 0
+        return int(round(arrived * (summary.get("replications") or 1)))
+    return int(np.isfinite(np.asarray(latencies_ms, dtype=float)).sum())
+
+
+def _too_few_samples(n: int) -> list[Warning]:
     percentiles = (("p99", 0.99), ("p99.9", 0.999))
     thin = [(label, p) for label, p in percentiles if n * (1 - p) < MIN_TAIL_SAMPLES]
     if not n or not thin:

@@ -310,6 +310,8 @@ class Scenario(_Model):
     warmup_s: NonNegFloat = 0.0
     seed: Annotated[int, Field(ge=0)] = 1
     replications: PosInt = 1
+    # exact: every latency kept (4 bytes a call); streaming: HdrHistograms, bounded memory
+    percentiles: Literal["exact", "streaming"] = "exact"
     workload: Workload
     request: Request
     services: Annotated[dict[ServiceName, Service], Field(min_length=1)]

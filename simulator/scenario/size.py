@@ -28,6 +28,7 @@ BYTES_PER_SERVICE_SECOND = 200  # counters, queue snapshots and time-series cell
 BYTES_PER_INSTANCE = 1_700  # an instance's object and its two queues
 BYTES_PER_FANOUT_SLOT = 8  # one entry of a step's compiled list of targets
 BYTES_PER_SERVICE = 140_000  # its batches of pre-drawn latencies and uniforms
+BYTES_PER_HISTOGRAM = 250_000  # percentiles: streaming, one HdrHistogram (3 figures) each
 MAX_CALLS = 1e10  # about a day of CPU at fansim's slowest measured speed
 MEMORY_SHARE = 0.5  # of this machine's memory
 
@@ -41,8 +42,12 @@ class RunSize:
     memory_bytes: float
 
 
-def estimate(scenario: Scenario) -> RunSize:
-    """The run's size as the topology implies it (no retries, hedges or errors)."""
+def estimate(scenario: Scenario, streaming: bool | None = None) -> RunSize:
+    """The run's size as the topology implies it (no retries, hedges or errors), with exact
+    or (``streaming``, default the scenario's ``percentiles``) streaming percentiles. Streaming
+    keeps one simulated second of latencies, not the run's."""
+    if streaming is None:
+        streaming = scenario.percentiles == "streaming"
     total_s = scenario.warmup_s + scenario.duration_s
     arrivals = expected_arrivals(scenario.workload, 0.0, total_s)
     calls = arrivals * nominal_amplification(scenario)["calls_per_request"]
@@ -52,10 +57,16 @@ def estimate(scenario: Scenario) -> RunSize:
     slots = sum(scenario.calls_in(step) + step.repeat for step in steps)
     instances = sum(svc.instances for svc in scenario.services.values())
     services = len(scenario.services)
+    kept_requests, kept_calls = arrivals, calls
+    if streaming:  # the arrival times stay; latencies only for the busiest second
+        peak_s = max(total_s, 1.0)
+        kept_requests, kept_calls = arrivals / peak_s * 4, calls / peak_s * 4
     memory = (
         FIXED_BYTES
-        + arrivals * BYTES_PER_REQUEST
-        + calls * BYTES_PER_CALL
+        + arrivals * 8
+        + kept_requests * (BYTES_PER_REQUEST - 8)
+        + kept_calls * BYTES_PER_CALL
+        + (services * 2 + 2) * BYTES_PER_HISTOGRAM * streaming
         + (total_s + 2) * services * BYTES_PER_SERVICE_SECOND
         + instances * BYTES_PER_INSTANCE
         + slots * BYTES_PER_FANOUT_SLOT
@@ -83,10 +94,14 @@ def too_big(scenario: Scenario) -> str | None:
         )
     limit = memory_limit_bytes()
     if size.memory_bytes > limit:
+        hint = "lower workload.rps, duration_s, fanout or instances"
+        if scenario.percentiles == "exact":
+            streamed = estimate(scenario, streaming=True).memory_bytes
+            if streamed <= limit:
+                hint = f"set percentiles: streaming (about {_bytes(streamed)}), or {hint}"
         return (
             f"this run would need about {_bytes(size.memory_bytes)} of memory for {what}, "
-            f"more than the {_bytes(limit)} limit (half this machine's memory); lower "
-            "workload.rps, duration_s, fanout or instances"
+            f"more than the {_bytes(limit)} limit (half this machine's memory); {hint}"
         )
     return None
 
