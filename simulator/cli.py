@@ -67,6 +67,10 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
             raise ScenarioError.single(
                 f"--set {key}", f"cannot parse value {text!r} as YAML: {what}"
             ) from None
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as e:
+            raise ScenarioError.single(
+                f"--set {key}", f"cannot parse value {text!r} as YAML: {e}"
+            ) from None
         out[key.strip()] = value
     return out
 

@@ -118,6 +118,10 @@ def _chain(depth: int) -> str:
     )
 
 
+def _latency(text: str) -> str:
+    return edit("{dist: exponential, mean_ms: 2}", text)
+
+
 _PAIRS = zip("bcdefghij", "abcdefghi", strict=True)  # b holds 10 a's, c 10 b's, ...
 _LAUGHS = "".join(f"{a}: &{a} [{', '.join([f'*{b}'] * 10)}]\n" for a, b in _PAIRS)
 
@@ -175,6 +179,23 @@ FORMERLY_CRASHING = [
      ["nested too deeply"]),
     ("call-chain-3000-deep", _chain(3000), None, ["3000 services deep", "at most 100"]),
     ("not-utf8", "name: t\ndescription: caf\xe9\n", 2, ["not UTF-8 text (byte 0xe9)"]),
+    # found by review: each of these validated and then crashed, hung or recursed
+    ("gamma-cv-1e200", _latency("{dist: gamma, mean_ms: 10, cv: 1.0e200}"), 16,
+     ["services.db.latency"]),
+    ("pareto-alpha-1e-5", _latency("{dist: pareto, alpha: 0.00001, scale_ms: 1}"), 16,
+     ["one call in a billion"]),
+    ("yaml-int-0x", edit("name: t", 'name: !!int "0x"'), None, ["YAML value not understood"]),
+    ("yaml-bool-maybe", edit("name: t", 'name: !!bool "maybe"'), None,
+     ["YAML value not understood"]),
+    ("bursty-every-1e-300",
+     edit("rps: 100", "rps: 100\n  arrivals: bursty\n  bursty: "
+                      "{burst_rps: 2, every_s: 1.0e-300, length_s: 1.0e-301}"),
+     6, ["every_s must be at least 0.001"]),
+    ("hedge-max-1e9", edit("fanout: 2", "fanout: 2\n      hedge: {after_ms: 0, max: 1000000000}"),
+     9, ["hedge.max", "less than or equal to 100"]),
+    ("replications-1e23",
+     edit("duration_s: 1", "duration_s: 1\nreplications: 100000000000000000000000"), 3,
+     ["replications", "less than or equal to 10000"]),
     ("doubled-got", edit("fanout: 2", "fanout: ten"), 8, ["got 'ten'"]),
     ("union-noise", edit("- call: api", "- call: 5"), 7, ["expected text or a list, got 5"]),
     ("class-name", edit("fanout: 2", "fanout: 2\n      retries: 3"), 9,

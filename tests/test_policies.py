@@ -248,3 +248,25 @@ def test_ops_started_after_the_last_request_ended_are_in_the_time_series(tmp_pat
     res = run_trace(tmp_path, [0.0, 0.0001], {"db": const(3000, workers=1)}, [step])
     assert res.summary["amplification"]["ops_per_request"] == 1
     assert res.timeseries["ops"].tolist() == [1, 0, 0, 1, 0, 0]  # the second starts at 3 s
+
+
+def test_retries_refused_at_once_do_not_recurse(tmp_path):
+    """A thousand retries each refused at once (queue full) run from the event loop: no
+    recursion limit, and every one is counted."""
+    services = {"db": const(100, workers=1, queue_limit=0)}
+    res = run_trace(tmp_path, [0.0, 0.001], services, [{"call": "db", "retries": {"max": 1000}}])
+    assert res.summary["requests"]["rejected"] == 1
+    assert res.summary["services"]["db"]["retries"] == 1000
+
+
+def test_a_refused_hedge_during_a_backoff_leaves_the_retry_alone(tmp_path):
+    """While a retry waits out its backoff, a hedge refused at once neither ends the call nor
+    sends another retry: the retry goes at its time."""
+    step = {"call": "db", "timeout_ms": 10, "retries": {"max": 1, "backoff_ms": 100},
+            "hedge": {"after_ms": 20}}  # fmt: skip
+    res = run_trace(tmp_path, [0.0], {"db": const(50, workers=1, queue_limit=0)}, [step])
+    db = res.summary["services"]["db"]
+    assert db["retries"] == 1 and db["hedges"] == 1 and db["rejected"] == 1
+    # first attempt times out at 10; the hedge at 20 is refused; the retry at 110 times out
+    assert res.latencies_ms.tolist() == [120.0]
+    assert res.summary["requests"]["failed"] == 1

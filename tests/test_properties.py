@@ -164,3 +164,24 @@ def test_generated_scenarios_are_valid():
             raise AssertionError(f"generated an invalid scenario: {e}") from None
 
     check()
+
+
+@pytest.mark.slow
+@PROPERTIES
+@given(doc=scenarios(DATA_DIR))
+def test_streaming_percentiles_change_nothing_but_percentiles(doc):
+    """The same run with percentiles: streaming has the same outcomes, calls, ops, means and
+    every time-series column (the per-second p50 and p99 are exact in both)."""
+    scenario = build(doc)
+    exact = simulate(scenario, workers=1)
+    streamed = simulate(scenario.with_overrides({"percentiles": "streaming"}), workers=1)
+    e, s = exact.summary, streamed.summary
+    assert s["requests"] == e["requests"]
+    assert s["amplification"] == e["amplification"]  # counts: exact in both modes
+    for name, svc in e["services"].items():
+        assert s["services"][name]["calls"] == svc["calls"], name
+    for block in ("latency_ms", "latency_ok_ms"):
+        assert s[block]["max"] == pytest.approx(e[block]["max"]), block
+    assert exact.timeseries.keys() == streamed.timeseries.keys()
+    for column, values in exact.timeseries.items():
+        np.testing.assert_allclose(streamed.timeseries[column], values, rtol=1e-9, err_msg=column)

@@ -160,3 +160,29 @@ def test_circuit_breaker_under_known_failure_rates():
     assert p_open == pytest.approx(7.1e-7, rel=0.05)
     # 10,000 calls x 7.1e-7 = 0.007 expected openings: a single one would refuse ~100 calls
     assert res.summary["services"]["s"]["circuit_open"] == 0
+
+
+def test_hedge_percentile_when_the_fan_in_needs_few_answers():
+    """With fanout 4 and require 2, first attempts the fan-in no longer needs are censored,
+    not dropped: the hedge delay for after: p90 is the call's own p90 (Kaplan-Meier), so about
+    10% of calls are hedged, not the share a biased-low delay would send."""
+    from conftest import make_scenario
+
+    from simulator.engine.sim import Sim
+
+    scenario = make_scenario({"s": {"latency": {"dist": "lognormal", "median_ms": 10, "sigma": 1}}},
+                             [{"call": "s", "fanout": 4, "require": 2, "hedge": {"after": "p90"}}],
+                             rps=500, duration_s=30, seed=31)  # fmt: skip
+    sim = Sim(scenario, 31)
+    sim.run()
+    delay = next(step.policy for step in sim.plan if step.policy).hedge_delay_ms
+    true_p90 = 10.0 * math.exp(1.2815515655446004)
+    # The delay is the p90 of the last 1,000 first attempts: its standard error uncensored
+    # is sqrt(q(1-q)/n)/f(x); with half the window censored, allow twice the variance. (A
+    # delay that ignored censored attempts read 17.6 ms, half the p90.)
+    from scipy import stats
+
+    density = stats.lognorm(s=1.0, scale=10.0).pdf(true_p90)
+    se = math.sqrt(2 * 0.9 * 0.1 / 1000) / density
+    check("fanout 4 require 2, after p90 on lognormal: hedge delay (ms)", delay, true_p90,
+          Z * se)  # fmt: skip

@@ -3,7 +3,8 @@
 Exact percentiles keep every latency: 4 bytes a call and 17 a request, gigabytes for an hour at
 the seed example's rate. In streaming mode the engine empties those buffers every simulated
 second into HdrHistograms (3 significant figures; values pre-rounded in log space to 1/4096,
-so a chunk of a million latencies costs a few thousand ``record_value`` calls) and into
+so a chunk of a million latencies costs a few thousand ``record_value`` calls; whole
+nanoseconds, so sub-millisecond latencies keep their precision) and into
 per-second aggregates, so memory no longer grows with the run's length. Counts, sums and maxima
 stay exact; percentiles are within 0.2% of the exact ones.
 """
@@ -17,18 +18,19 @@ import numpy as np
 
 from .flows import OK, PARTIAL
 
-MAX_US = 86_400_000_000  # one day, the longest latency a scenario allows (in microseconds)
+NS_PER_MS = 1_000_000  # latencies are recorded in whole nanoseconds
+MAX_NS = 86_400 * 10**9  # one day, the longest latency a scenario allows
 SIGNIFICANT_FIGURES = 3
-LOG_STEP = 2.0**-12  # pre-rounding of values above EXACT_US: relative error <= 0.0122%
-EXACT_US = 4096  # below this, whole microseconds (no more distinct values than this)
+LOG_STEP = 2.0**-12  # pre-rounding of values above EXACT_NS: relative error <= 0.0122%
+EXACT_NS = 4096  # below this, whole nanoseconds (no more distinct values than this)
 
 
 def _quantized(values_ms: np.ndarray) -> tuple[list[int], list[int]]:
-    """Distinct values (whole microseconds, pre-rounded) and how often each occurs."""
-    us = np.rint(np.asarray(values_ms, dtype=np.float64) * 1000.0)
-    big = us > EXACT_US
-    us[big] = np.rint(np.exp(np.rint(np.log(us[big]) / LOG_STEP) * LOG_STEP))
-    values, counts = np.unique(np.clip(us, 0, MAX_US).astype(np.int64), return_counts=True)
+    """Distinct values (whole nanoseconds, pre-rounded) and how often each occurs."""
+    ns = np.rint(np.asarray(values_ms, dtype=np.float64) * NS_PER_MS)
+    big = ns > EXACT_NS
+    ns[big] = np.rint(np.exp(np.rint(np.log(ns[big]) / LOG_STEP) * LOG_STEP))
+    values, counts = np.unique(np.clip(ns, 0, MAX_NS).astype(np.int64), return_counts=True)
     return values.tolist(), counts.tolist()
 
 
@@ -40,7 +42,7 @@ class LatencyHistogram:
     def __init__(self) -> None:
         from hdrh.histogram import HdrHistogram
 
-        self.hist = HdrHistogram(1, MAX_US, SIGNIFICANT_FIGURES)
+        self.hist = HdrHistogram(1, MAX_NS, SIGNIFICANT_FIGURES)
         self.count = 0
         self.total_ms = 0.0
         self.max_ms = -math.inf
@@ -60,7 +62,7 @@ class LatencyHistogram:
             return None
         if q >= 1.0:
             return self.max_ms
-        return min(self.hist.get_value_at_percentile(100.0 * q) / 1000.0, self.max_ms)
+        return min(self.hist.get_value_at_percentile(100.0 * q) / NS_PER_MS, self.max_ms)
 
     def mean(self) -> float | None:
         return self.total_ms / self.count if self.count else None
@@ -72,7 +74,7 @@ class LatencyHistogram:
             return np.empty(0)
         values, counts = [], []
         for step in self.hist.get_recorded_iterator():
-            values.append(step.value_iterated_to / 1000.0)
+            values.append(step.value_iterated_to / NS_PER_MS)
             counts.append(step.count_added_in_this_iter_step)
         cumulative = np.cumsum(counts)
         m = min(size, self.count)
@@ -96,22 +98,31 @@ class StreamingRequests:
         self.goodput = array("q")
         self.p50 = array("d")
         self.p99 = array("d")
-        self.done_s = 0  # seconds whose per-second figures are final
+        self.last_end_ms = 0.0  # the latest answer so far
         self.carry: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def absorb(
-        self, t0: np.ndarray, lat: np.ndarray, outcome: np.ndarray, final_s: int | None
+        self, t0: np.ndarray, lat: np.ndarray, outcome: np.ndarray, now_ms: float, last: bool
     ) -> None:
         """Take the records appended since the last call (copies of the engine's buffers).
-        Every request ending before second ``final_s`` has been recorded (None: the run is
-        over); records ending later wait for the next call."""
+        Every request ending before the second of ``now_ms`` has been recorded; records
+        ending later wait for the next call, unless this is the ``last``: then, as with exact
+        percentiles, the time series has ``ceil(last event / 1 s)`` rows and an answer at
+        exactly its end counts in its last row."""
         if self.carry is not None:
             parts = zip(self.carry, (t0, lat, outcome), strict=True)
             t0, lat, outcome = (np.concatenate(p) for p in parts)
             self.carry = None
-        end_s = ((t0 + lat) // 1000).astype(np.int64)
-        if final_s is None:
-            final_s = int(end_s.max()) + 1 if len(end_s) else len(self.p50)
+        end = t0 + lat
+        if len(end):
+            self.last_end_ms = max(self.last_end_ms, float(end.max()))
+        end_s = (end // 1000).astype(np.int64)
+        # the second just ended stays open one more call: it may turn out to be the run's
+        # last row, which also takes answers at exactly its end
+        final_s = max(int(now_ms // 1000) - 1, 0)
+        if last:
+            final_s = int(math.ceil(max(self.end_ms, now_ms, self.last_end_ms) / 1000)) or 1
+            end_s = np.minimum(end_s, final_s - 1)
         later = end_s >= final_s
         if later.any():
             self.carry = (t0[later], lat[later], outcome[later])

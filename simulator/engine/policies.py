@@ -14,7 +14,9 @@ Semantics (documented in the README):
   answer, success or error, is ignored (the work is wasted); only a live attempt completes the
   call or leads to a retry.
 * A retry follows an error, a timeout or a rejection, once no other attempt of the slot is
-  still running, after ``backoff_ms * multiplier ** (n - 1)`` (jittered) for the n-th retry.
+  still running, after ``backoff_ms * multiplier ** (n - 1)`` (jittered) for the n-th retry
+  (a timer even when that is 0). While a retry waits, no other failure (a refused hedge, a
+  late error) sends another or ends the call.
 * The retry budget counts the step's first tries and retries over the last 10 simulated
   seconds: a retry is allowed while retries < ``budget_ratio`` x first tries +
   ``min_per_s`` x 10.
@@ -22,10 +24,11 @@ Semantics (documented in the README):
   to ``max``) while the slot has no answer; with ``after: pNN`` the delay is that percentile
   of the step's **first attempts'** latencies (sent to answer), and no hedge is sent until 100
   have been observed. A first attempt given up on before it answered (timed out, beaten by a
-  hedge, or dropped by the fan-in once older than the current delay) counts as slower than
-  every answer, so hedged winners do not pull the estimate down; one that errs, is rejected,
-  or is dropped by the fan-in younger than the delay says nothing and is not counted.
-  Timed-out and failed attempts do not stop hedging.
+  hedge, no longer needed by the fan-in) is a censored observation, "longer than it ran": the
+  percentile is the Kaplan-Meier estimate over the last 1,000, so hedged winners do not pull
+  it down and a fan-in that needs few answers does not either; one that errs or is rejected
+  says nothing about the delay and is not counted. Timed-out and failed attempts do not stop
+  hedging.
 * A circuit breaker watches the outcomes of the attempts on its step's edge to one callee
   (errors, timeouts and rejections are failures). An attempt it refuses is never sent: it
   counts as ``circuit_open`` and is treated like a rejection (retried if retries are left).
@@ -176,24 +179,35 @@ class StepPolicy:
 
     # -- hedging -----------------------------------------------------------------------------
 
-    def observe(self, latency_ms: float) -> None:
-        """A first attempt answered after ``latency_ms`` (``INF``: given up on before it
-        answered): update the pNN hedge delay (``INF``: no hedging while most are lost)."""
+    def observe(self, elapsed_ms: float, answered: bool) -> None:
+        """A first attempt answered after ``elapsed_ms``, or was given up on then (a censored
+        observation: it would have taken longer): update the pNN hedge delay."""
         hedge = self.spec.hedge
         assert hedge is not None
-        self.observed.append(latency_ms)
+        self.observed.append((elapsed_ms, answered))
         self.answers += 1
         if self.answers >= HEDGE_MIN_ANSWERS and self.answers % HEDGE_REFRESH == 0:
-            # inverted_cdf: an order statistic, never an interpolation towards INF
-            q = np.percentile(self.observed, hedge.percentile, method="inverted_cdf")
-            self.hedge_delay_ms = float(q)
+            self.hedge_delay_ms = censored_quantile(self.observed, hedge.percentile / 100.0)
+
+
+def censored_quantile(observed, q: float) -> float:
+    """The ``q``-quantile of latencies some of which are censored (``(elapsed_ms, answered)``:
+    not answered means only "longer than elapsed"), by the Kaplan-Meier estimator; ``INF``
+    when the answers seen never reach ``q`` (too many given up on early)."""
+    data = np.array(observed, dtype=float)
+    order = np.lexsort((1.0 - data[:, 1], data[:, 0]))  # by time, answers before censorings
+    t, answered = data[order, 0], data[order, 1]
+    at_risk = len(t) - np.arange(len(t))
+    survival = np.cumprod(1.0 - answered / at_risk)
+    reached = np.flatnonzero((answered > 0) & (1.0 - survival >= q - 1e-12))
+    return float(t[reached[0]]) if len(reached) else INF
 
 
 class Slot:
     """One logical call of a policy step: its attempts, timers and single answer."""
 
     __slots__ = ("policy", "flow", "svc", "shard", "fanin", "live", "retries", "hedges", "done",
-                 "breaker", "sending", "first")  # fmt: skip
+                 "breaker", "sending", "first", "retrying")  # fmt: skip
 
     def __init__(self, policy: StepPolicy, flow: Flow, svc: Svc, shard: int, fanin):
         self.policy, self.flow, self.svc, self.shard, self.fanin = policy, flow, svc, shard, fanin
@@ -204,6 +218,7 @@ class Slot:
         self.breaker = policy.breaker(svc)
         self.sending = 0  # the breaker's verdict on the attempt being sent right now, or 0
         self.first: Call | None = None  # the live first attempt, while pNN hedging watches it
+        self.retrying = False  # a retry waits out its backoff: no other failure retries
 
     def attempt(self, kind: int) -> None:
         """Send one attempt and arm its timers."""
@@ -218,7 +233,7 @@ class Slot:
             if flow.rec:
                 self.svc.circuit_open += 1
                 policy.stats.circuit_open += 1
-            if not self.live:
+            if not self.live and not self.retrying:
                 self._retry_or_fail(REJECTED)
             return
         inherited = flow.kind if flow.kind != FIRST else kind
@@ -271,10 +286,10 @@ class Slot:
         if call is self.first:
             self.first = None
             if ok:
-                self.policy.observe(now - call.t0)
+                self.policy.observe(now - call.t0, True)
         if ok:
             self._finish(True, OK)
-        elif not self.live:
+        elif not self.live and not self.retrying:
             self._retry_or_fail(cause)
 
     def _timed_out(self, event) -> None:
@@ -284,14 +299,14 @@ class Slot:
         self.live.remove(call)
         if call is self.first:
             self.first = None
-            self.policy.observe(INF)
+            self.policy.observe(self.policy.sim.env.now - call.t0, False)
         if self.breaker is not None:
             self.breaker.record(False, self.policy.sim.env.now, call.probe)
         if call.rec:
             call.svc.timeouts += 1
             self.policy.stats.timeouts += 1
         self.policy.sim.drop(call, self.policy.spec.cancel_losers)
-        if not self.live:
+        if not self.live and not self.retrying:
             self._retry_or_fail(FAILED)
 
     def _retry_or_fail(self, cause: int) -> None:
@@ -304,20 +319,20 @@ class Slot:
             and policy.may_retry(sim.env.now)
         ):
             self.retries += 1
-            delay = policy.backoff_ms(self.retries)
-            if delay > 0:
-                ev = Timeout(sim.env, delay, RETRY)
-                ev.callbacks.append(lambda e: self.attempt(RETRY))
-            else:
-                self.attempt(RETRY)
+            # always through a timer, also with no backoff: an attempt refused at once
+            # (queue full, breaker open) retries from the event loop, not by recursion
+            self.retrying = True
+            ev = Timeout(sim.env, policy.backoff_ms(self.retries), RETRY)
+            ev.callbacks.append(self._retry)
             return
         self._finish(False, cause)
 
+    def _retry(self, _event) -> None:
+        self.retrying = False
+        self.attempt(RETRY)
+
     def _finish(self, ok: bool, cause: int) -> None:
         """Answer the fan-in once; attempts still running are losers."""
-        if self.first is not None:  # beaten by a hedge: slower than the answer that won
-            self.first = None
-            self.policy.observe(INF)
         self.drop(self.policy.spec.cancel_losers)
         self.fanin.answer(ok, cause, self)
 
@@ -326,10 +341,8 @@ class Slot:
         what is running."""
         self.done = True
         first, self.first = self.first, None
-        if first is not None:  # the fan-in no longer needs it: known slow only past the delay
-            delay = self.policy.hedge_delay_ms
-            if delay is not None and self.policy.sim.env.now - first.t0 >= delay:
-                self.policy.observe(INF)
+        if first is not None:  # beaten by a hedge, or no longer needed: censored here
+            self.policy.observe(self.policy.sim.env.now - first.t0, False)
         losers, self.live = self.live, []
         for call in reversed(losers):  # the last sent first: a freed worker takes no loser
             self.policy.sim.drop(call, cancel)

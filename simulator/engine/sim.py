@@ -402,7 +402,7 @@ class Sim:
         )
         del self.req_t0[:], self.req_ms[:], self.req_outcome[:]
         now = self.env.now
-        self.requests_stream.absorb(*records, None if event is None else int(now // 1000))
+        self.requests_stream.absorb(*records, now, last=event is None)
         if event is not None and not (now >= self.end_ms and not self.outstanding):
             nxt = Timeout(self.env, 1000.0)
             nxt.callbacks.append(self._stream)

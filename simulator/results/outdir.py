@@ -38,7 +38,12 @@ def staged_dir(target: Path | str, markers: Sequence[str] = ("summary.json",)) -
     Raises ``ScenarioError`` (``TARGET: message``) at once when ``target`` cannot be written,
     is another fansim's to write right now, or is a directory of something else.
     """
-    target = Path(target)
+    shown = str(target)
+    target = Path(os.path.realpath(target))  # a symlink's target; '.' as its real name
+    if target == Path(os.getcwd()) or target in Path(os.getcwd()).parents:
+        raise ScenarioError.single(
+            shown, "is the current directory (or holds it): choose a directory below it"
+        )
     _check_replaceable(target, markers)
     parent = target.parent
     try:

@@ -37,7 +37,7 @@ def summarize(sim: Sim, seed: int) -> tuple[dict[str, Any], np.ndarray, dict[str
     # to the run's last event, or its last answer (contention-free requests are answered
     # without an event): calls abandoned by their request can start after it ended
     if sim.streaming:
-        last_answer_ms = len(sim.requests_stream.completions) * 1000.0
+        last_answer_ms = sim.requests_stream.last_end_ms
     else:
         ends = np.frombuffer(sim.req_t0, dtype=float) + np.frombuffer(sim.req_ms, dtype=float)
         last_answer_ms = float(ends.max()) if len(ends) else 0.0

@@ -56,7 +56,7 @@ def leaf_pool(scenario: Scenario | None, name: str) -> tuple[Service, float] | N
         return None
     try:
         return spec, float(spec.latency.mean())
-    except (ValueError, NotImplementedError):
+    except (ValueError, NotImplementedError, ArithmeticError):
         return None
 
 

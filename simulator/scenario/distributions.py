@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+import statistics
 import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -93,6 +94,9 @@ class Exponential(_Dist):
     def mean(self):
         return self.mean_ms
 
+    def tail_ms(self, p):
+        return self.mean_ms * math.log(1.0 / p)
+
 
 class Lognormal(_Dist):
     """Given by ``p50_ms`` + ``p99_ms``, ``median_ms`` + ``sigma`` or ``mean_ms`` + ``cv``."""
@@ -141,6 +145,10 @@ class Lognormal(_Dist):
         mu, sigma = self.mu_sigma
         return math.exp(mu + sigma**2 / 2)
 
+    def tail_ms(self, p):
+        mu, sigma = self.mu_sigma
+        return math.exp(mu + sigma * statistics.NormalDist().inv_cdf(1.0 - p))
+
     def to_scipy(self):
         from scipy import stats
 
@@ -163,6 +171,12 @@ class Gamma(_Dist):
         shape = 1 / self.cv**2
         return stats.gamma(a=shape, scale=self.mean_ms / shape)
 
+    def tail_ms(self, p):
+        # Wilson-Hilferty: the cube root of a gamma is nearly normal (no scipy import at load)
+        k = 1 / self.cv**2
+        z = statistics.NormalDist().inv_cdf(1.0 - p)
+        return self.mean_ms * max(1 - 1 / (9 * k) + z * math.sqrt(1 / (9 * k)), 0.0) ** 3
+
     def mean(self):
         return self.mean_ms
 
@@ -177,6 +191,9 @@ class Weibull(_Dist):
 
     def mean(self):
         return self.scale_ms * math.gamma(1 + 1 / self.shape)
+
+    def tail_ms(self, p):
+        return self.scale_ms * math.log(1.0 / p) ** (1.0 / self.shape)
 
     def to_scipy(self):
         from scipy import stats
@@ -205,7 +222,10 @@ class Pareto(_Dist):
         return x if self.cap_ms is None else np.minimum(x, self.cap_ms)
 
     def tail_ms(self, p):
-        x = self.scale_ms * p ** (-1.0 / self.alpha)
+        try:
+            x = self.scale_ms * p ** (-1.0 / self.alpha)
+        except OverflowError:
+            x = math.inf
         return x if self.cap_ms is None else min(x, self.cap_ms)
 
     def mean(self):
@@ -256,11 +276,11 @@ def read_number_file(path: Path, what: str, *, minimum: float = 0.0) -> np.ndarr
     Raises ValueError naming the file line of the first bad value. Cached per file version, so
     validating a field and then loading it reads the file once.
     """
-    if path.is_dir():
-        raise ValueError(f"{path} is a directory, not a file of numbers")
-    if not path.is_file():
-        raise ValueError(f"{what} file not found: {path}")
     try:
+        if path.is_dir():
+            raise ValueError(f"{path} is a directory, not a file of numbers")
+        if not path.is_file():
+            raise ValueError(f"{what} file not found: {path}")
         return _read_numbers(str(path.resolve()), path.stat().st_mtime_ns, what, minimum).copy()
     except OSError as e:
         raise ValueError(f"cannot read {path}: {e.strerror}") from None

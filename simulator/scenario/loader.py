@@ -54,11 +54,11 @@ def read_yaml(path: Path) -> tuple[dict, Positions]:
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
     file = str(path)
-    if not path.exists():
-        raise ScenarioError.single(file, "no such file")
-    if path.is_dir():
-        raise ScenarioError.single(file, "is a directory, not a scenario file")
     try:
+        if not path.exists():
+            raise ScenarioError.single(file, "no such file")
+        if path.is_dir():
+            raise ScenarioError.single(file, "is a directory, not a scenario file")
         if path.stat().st_size > MAX_BYTES:
             raise ScenarioError.single(
                 file, f"is {path.stat().st_size:,} bytes; a scenario file is at most {MAX_BYTES:,}"
@@ -91,6 +91,9 @@ def read_yaml(path: Path) -> tuple[dict, Positions]:
         raise ScenarioError.single(
             file, f"nested too deeply: a scenario nests at most {MAX_DEPTH} levels"
         ) from None
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
+        # ruamel's constructors raise these for values a tag cannot take (!!int "0x")
+        raise ScenarioError.single(file, f"YAML value not understood: {e}") from None
     if tree is None:
         raise ScenarioError.single(file, "file is empty (no keys)")
     if not isinstance(tree, dict):
@@ -123,7 +126,7 @@ class _Copy:
             raise ScenarioError.single(self.file, f"YAML tag {tag} is not supported", *at)
         if isinstance(node, dict):
             out = {}
-            lines = node.lc.data if hasattr(node, "lc") else {}
+            lines = getattr(getattr(node, "lc", None), "data", None) or {}
             for key, value in node.items():
                 if not isinstance(key, str | int | float | bool):
                     raise ScenarioError.single(self.file, "a key must be a plain value", *at)
@@ -138,8 +141,9 @@ class _Copy:
             out_list = []
             for i, value in enumerate(node):
                 pos = at
-                if hasattr(node, "lc") and i in node.lc.data:
-                    il, ic = node.lc.data[i][:2]
+                data = getattr(getattr(node, "lc", None), "data", None) or {}
+                if i in data:
+                    il, ic = data[i][:2]
                     pos = (il + 1, ic + 1)
                 self.positions[path + (i,)] = pos
                 out_list.append(self.plain(value, path + (i,), pos))

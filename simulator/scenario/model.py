@@ -8,6 +8,7 @@ cross-reference (a called service, ``require`` against the fan-out) has been che
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -55,6 +56,8 @@ class Bursty(_Model):
 
     @model_validator(mode="after")
     def _fits(self) -> Bursty:
+        if self.every_s < 0.001:
+            raise ValueError(f"every_s must be at least 0.001 (1 ms), got {self.every_s:g}")
         if self.length_s > self.every_s:
             raise ValueError(
                 f"length_s ({self.length_s:g}) must not exceed every_s ({self.every_s:g})"
@@ -167,7 +170,7 @@ class Hedge(_Model):
 
     after_ms: NonNegFloat | None = None
     after: Annotated[str, Field(pattern=r"^p\d+(\.\d+)?$")] | None = None
-    max: PosInt = 1
+    max: Annotated[int, Field(ge=1, le=100)] = 1
 
     @model_validator(mode="after")
     def _one_delay(self) -> Hedge:
@@ -282,14 +285,34 @@ class Service(_Model):
     @field_validator("latency")
     @classmethod
     def _bounded_tail(cls, latency: Any) -> Any:
-        tail = latency.tail_ms(TAIL_PROBABILITY)
-        if tail > MAX_LATENCY_MS:  # +inf too; NaN (unknown) passes
-            shown = f"about {tail:.3g} ms" if math.isfinite(tail) else "longer than a float holds"
-            raise ValueError(
-                f"one call in a billion would take {shown}, beyond the {MAX_LATENCY_MS:,.0f} ms "
-                "(one day) a run allows: cap or lighten the tail (pareto cap_ms, a smaller "
-                "sigma or cv, a mixture)"
-            )
+        # parameters at the edge of floating point can overflow or divide by zero: refused
+        quiet = (
+            np.errstate(over="raise", divide="raise", invalid="raise"),
+            warnings.catch_warnings(),
+        )
+        with quiet[0], quiet[1]:
+            warnings.simplefilter("ignore")
+            try:
+                tail = latency.tail_ms(TAIL_PROBABILITY)
+            except (ArithmeticError, ValueError):  # FloatingPointError is an ArithmeticError
+                tail = math.inf
+            if tail > MAX_LATENCY_MS:  # +inf too; NaN (unknown) passes
+                shown = (
+                    f"about {tail:.3g} ms" if math.isfinite(tail) else "longer than a float holds"
+                )
+                raise ValueError(
+                    f"one call in a billion would take {shown}, beyond the "
+                    f"{MAX_LATENCY_MS:,.0f} ms (one day) a run allows: cap or lighten the tail "
+                    "(pareto cap_ms, a smaller sigma or cv, a mixture)"
+                )
+            try:
+                draws = latency.sample(np.random.default_rng(0), 1000)
+                mean = latency.mean()
+            except (ArithmeticError, ValueError) as e:
+                why = e.args[-1] if isinstance(e, OverflowError) and e.args else e
+                raise ValueError(f"these parameters cannot be sampled: {why}") from None
+        if not (np.all(np.isfinite(draws)) and np.all(draws >= 0)) or math.isnan(mean):
+            raise ValueError("these parameters give latencies that are not finite numbers >= 0")
         return latency
 
     @model_validator(mode="after")
@@ -309,7 +332,7 @@ class Scenario(_Model):
     duration_s: PosFloat
     warmup_s: NonNegFloat = 0.0
     seed: Annotated[int, Field(ge=0)] = 1
-    replications: PosInt = 1
+    replications: Annotated[int, Field(ge=1, le=10_000)] = 1
     # exact: every latency kept (4 bytes a call); streaming: HdrHistograms, bounded memory
     percentiles: Literal["exact", "streaming"] = "exact"
     workload: Workload

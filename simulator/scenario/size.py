@@ -90,20 +90,35 @@ def memory_limit_bytes() -> float:
         return MEMORY_SHARE * 8 * 2**30
 
 
+def with_replications(scenario: Scenario, size: RunSize, streaming: bool) -> RunSize:
+    """All replications: calls add up; memory is one replication per parallel process, plus
+    the window latencies the parent joins (exact percentiles) and each process's fixed cost."""
+    reps = scenario.replications
+    if reps == 1:
+        return size
+    parallel = min(reps, os.cpu_count() or 1)
+    window_share = scenario.duration_s / (scenario.warmup_s + scenario.duration_s)
+    pooled = 0.0 if streaming else size.arrivals * window_share * 8 * reps
+    return RunSize(size.arrivals * reps, size.calls * reps, size.memory_bytes * parallel + pooled)
+
+
 def too_big(scenario: Scenario) -> str | None:
     """Why this run cannot be done here, naming the estimate and the limit; None if it fits."""
-    size = estimate(scenario)
+    streaming = scenario.percentiles == "streaming"
+    size = with_replications(scenario, estimate(scenario), streaming)
     what = f"{size.arrivals:,.3g} requests and {size.calls:,.3g} calls"
     if size.calls > MAX_CALLS:
         return (
             f"this run would simulate {what}, more than the {MAX_CALLS:,.0g} calls a run may "
-            "take (about a day); lower workload.rps or duration_s"
+            "take (about a day); lower workload.rps, duration_s or replications"
         )
     limit = memory_limit_bytes()
     if size.memory_bytes > limit:
         hint = "lower workload.rps, duration_s, fanout or instances"
-        if scenario.percentiles == "exact":
-            streamed = estimate(scenario, streaming=True).memory_bytes
+        if not streaming:
+            streamed = with_replications(
+                scenario, estimate(scenario, streaming=True), True
+            ).memory_bytes
             if streamed <= limit:
                 hint = f"set percentiles: streaming (about {_bytes(streamed)}), or {hint}"
         return (

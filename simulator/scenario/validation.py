@@ -251,12 +251,24 @@ def _cross_checks(s: Scenario) -> list[tuple[Path_, str]]:
                 ((), f"a call chain is {len(chain)} services deep ({shown}); "
                      f"fansim follows at most {MAX_CALL_DEPTH}")
             )  # fmt: skip
+        elif (bursts := _bursts(s)) > MAX_BURSTS:
+            problems.append(
+                (("workload", "bursty", "every_s"),
+                 f"workload.bursty.every_s: {bursts:,.0f} bursts in the run; at most "
+                 f"{MAX_BURSTS:,}")
+            )  # fmt: skip
         elif why := too_big(s):
             problems.append(((), why))
     return problems
 
 
 MAX_CALL_DEPTH = 100  # services in one call chain; real systems are a handful deep
+MAX_BURSTS = 1_000_000  # bursts of a bursty workload over the run (each is a rate segment)
+
+
+def _bursts(s: Scenario) -> float:
+    b = s.workload.bursty
+    return 0.0 if b is None else (s.warmup_s + s.duration_s) / b.every_s
 
 
 def _callees(s: Scenario, name: str) -> list[str]:
