@@ -478,3 +478,15 @@ def test_bad_arguments_raise_value_error_naming_them(call, match):
     """Invalid inputs raise ValueError whose message names the argument (or the load) and value."""
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_contention_free_keeps_an_atom_at_the_bound():
+    """Four constant 1 ms calls in a row: the whole mass sits at the latency bound, and stays
+    on the grid (found by the property tests: rounding each call up once summed it off the
+    grid's end, and the prediction was empty)."""
+    steps = [{"call": "s"}, {"call": "s"}, {"call": "s", "repeat": 2}]
+    prediction = predict({"s": {"latency": {"dist": "constant", "ms": 1.0}}}, steps)
+    tolerance = grid_tolerance(prediction, 4)
+    assert prediction.quantile_ms(0.5) == pytest.approx(4.0, abs=tolerance)
+    assert prediction.mean_ms == pytest.approx(4.0, abs=tolerance)
+    assert prediction.cdf(4.0 + tolerance) == pytest.approx(1.0)
