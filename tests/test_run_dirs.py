@@ -131,16 +131,26 @@ def test_an_unwritable_output_is_refused_before_simulating(tmp_path):
     assert time.monotonic() - start < 60
 
 
-def test_a_directory_of_something_else_is_not_replaced(tmp_path):
-    """--out naming a directory that holds other files (no summary.json) is refused, and
-    nothing in it is touched."""
+def test_files_fansim_did_not_write_are_kept(tmp_path):
+    """--out naming a directory with other files (a log being written, notes) keeps them,
+    the same files, beside the run's; a directory holding directories is refused untouched."""
     mine = tmp_path / "documents"
     mine.mkdir()
-    (mine / "thesis.txt").write_text("years of work")
+    (mine / "notes.txt").write_text("years of work")
+    log = (mine / "err").open("w")  # as `fansim run ... 2>DIR/err` leaves it
     result = CliRunner().invoke(app, ["run", str(SEED), "--duration", "0.2", "--out", str(mine)])
+    assert result.exit_code == 0, result.output
+    log.write("written after the swap\n")
+    log.close()
+    assert (mine / "notes.txt").read_text() == "years of work"
+    assert (mine / "err").read_text() == "written after the swap\n"  # the same file, kept
+    assert (mine / "summary.json").exists()
+    tree = tmp_path / "tree"
+    (tree / "src").mkdir(parents=True)
+    result = CliRunner().invoke(app, ["run", str(SEED), "--duration", "0.2", "--out", str(tree)])
     assert result.exit_code == 2
-    assert "is not a fansim output directory" in result.output
-    assert snapshot(mine) == {"thesis.txt": b"years of work"}
+    assert "holds directories (src)" in result.output
+    assert [p.name for p in tree.iterdir()] == ["src"]
 
 
 def test_rerunning_leaves_no_stale_files(tmp_path):

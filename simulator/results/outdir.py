@@ -10,8 +10,9 @@ directory is removed and the target is untouched; after a SIGKILL it is left beh
 run into the same place removes it. So a reader finds the previous run or the new one, whole,
 never a mix of two.
 
-A target that exists and is not an output directory of fansim (not empty, and holding none of
-``markers``) is refused, so ``--out ~/Documents`` cannot replace someone's files.
+Files in the target that fansim does not write (a log, notes) are kept: they are hard-linked
+into the staging directory before the swap. A target holding subdirectories is someone's tree,
+not an output directory, and is refused, so ``--out ~/Documents`` cannot replace it.
 """
 
 from __future__ import annotations
@@ -33,10 +34,11 @@ _AT_FDCWD = -100
 
 @contextlib.contextmanager
 def staged_dir(target: Path | str, markers: Sequence[str] = ("summary.json",)) -> Iterator[Path]:
-    """Yield an empty directory to write into; on success it replaces ``target`` whole.
+    """Yield an empty directory to write into; on success it replaces ``target`` whole,
+    keeping the files of ``target`` that fansim does not write.
 
     Raises ``ScenarioError`` (``TARGET: message``) at once when ``target`` cannot be written,
-    is another fansim's to write right now, or is a directory of something else.
+    is another fansim's to write right now, or holds subdirectories.
     """
     shown = str(target)
     target = Path(os.path.realpath(target))  # a symlink's target; '.' as its real name
@@ -61,6 +63,7 @@ def staged_dir(target: Path | str, markers: Sequence[str] = ("summary.json",)) -
             raise ScenarioError.single(str(target), f"cannot write here: {e.strerror}") from None
         try:
             yield stage
+            _carry_over(target, stage, markers)
             _swap_in(stage, target)
         finally:
             shutil.rmtree(stage, ignore_errors=True)
@@ -75,20 +78,47 @@ def _why_unwritable(target: Path, error: OSError) -> str:
     return f"cannot write here: {error.strerror}"
 
 
+# What fansim writes into an output directory: replaced by a run, never carried over (so a
+# chart an earlier scenario drew does not linger). Any other file is the user's and is kept.
+OUTPUT_SUFFIXES = (".png",)
+OUTPUT_NAMES = ("summary.json", "timeseries.csv", "percentiles.csv", "scenario.yaml",
+                "report.html", "compare.html")  # fmt: skip
+
+
+def _is_output(name: str, markers: Sequence[str]) -> bool:
+    return name in OUTPUT_NAMES or name in markers or name.endswith(OUTPUT_SUFFIXES)
+
+
 def _check_replaceable(target: Path, markers: Sequence[str]) -> None:
+    """An output directory holds files only: a directory with subdirectories is someone's
+    tree, not a run's, and is refused before any work."""
     if target.exists() and not target.is_dir():
         raise ScenarioError.single(str(target), "cannot write here: a file of that name exists")
     if target.is_dir():
         try:
-            names = set(os.listdir(target))
+            subdirectories = [p.name for p in target.iterdir() if p.is_dir()]
         except OSError as e:
             raise ScenarioError.single(str(target), f"cannot read: {e.strerror}") from None
-        if names and not names & set(markers):
+        if subdirectories:
             raise ScenarioError.single(
                 str(target),
-                f"exists and is not a fansim output directory (no {' or '.join(markers)}); "
-                "it would be replaced whole: choose another --out",
+                f"holds directories ({', '.join(sorted(subdirectories)[:3])}), so it is not an "
+                "output directory: choose another --out",
             )
+
+
+def _carry_over(target: Path, stage: Path, markers: Sequence[str]) -> None:
+    """Hard-link into ``stage`` every file of ``target`` that fansim did not write (a log,
+    notes), so the swap keeps them; a file still being written stays the same file."""
+    if not target.is_dir():
+        return
+    for path in target.iterdir():
+        if path.is_file() and not _is_output(path.name, markers):
+            if not (stage / path.name).exists():
+                try:
+                    os.link(path, stage / path.name)
+                except OSError:  # a file system without hard links
+                    shutil.copy2(path, stage / path.name)
 
 
 def _lock(fd: int, target: Path) -> None:
