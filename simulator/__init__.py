@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-__all__ = ["Result", "Scenario", "ScenarioError", "analytic", "load_scenario", "simulate"]
+__all__ = ["Result", "Scenario", "ScenarioError", "analytic", "load_scenario", "simulate", "sweep"]
 __version__ = "0.1.0"
 
 _HOME = {
@@ -23,10 +23,12 @@ _HOME = {
     "ScenarioError": "scenario.errors",
     "load_scenario": "scenario.loader",
     "simulate": "results.simulate",
+    "sweep": "experiments.sweep",
 }
 
 if TYPE_CHECKING:
     from . import analytic
+    from .experiments.sweep import sweep
     from .results.simulate import Result, simulate
     from .scenario.errors import ScenarioError
     from .scenario.loader import load_scenario

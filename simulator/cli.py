@@ -50,8 +50,7 @@ def _fail(error: ScenarioError) -> None:
 
 def parse_sets(items: list[str]) -> dict[str, Any]:
     """``KEY=VALUE`` pairs; each VALUE parsed as YAML (scalars, lists, mappings)."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
+    from .scenario.overrides import yaml_value
 
     out: dict[str, Any] = {}
     for item in items:
@@ -60,18 +59,7 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
             raise ScenarioError.single(
                 f"--set {item}", "expected KEY=VALUE, e.g. workload.rps=8000"
             )
-        try:
-            value = YAML(typ="safe").load(text) if text.strip() else None
-        except YAMLError as e:
-            what = getattr(e, "problem", None) or str(e).splitlines()[0]
-            raise ScenarioError.single(
-                f"--set {key}", f"cannot parse value {text!r} as YAML: {what}"
-            ) from None
-        except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as e:
-            raise ScenarioError.single(
-                f"--set {key}", f"cannot parse value {text!r} as YAML: {e}"
-            ) from None
-        out[key.strip()] = value
+        out[key.strip()] = yaml_value(f"--set {key}", text)
     return out
 
 
@@ -324,6 +312,77 @@ def compare(
         _fail(ScenarioError.single(str(out_dir), f"cannot write the comparison: {e.strerror}"))
     if not quiet:
         typer.echo(f"wrote {written[-1]} and {len(written) - 1} charts")
+
+
+@app.command()
+def sweep(
+    file: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    grid: Annotated[
+        list[str],
+        typer.Option(help="KEY=V1,V2,... or KEY=start:stop:step (repeatable: full factorial)."),
+    ],
+    out: Annotated[
+        Path | None, typer.Option(help="Output directory (default reports/NAME-sweep/).")
+    ] = None,
+    replications: Annotated[int | None, typer.Option(help="Runs per point.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Processes [CPU count].")] = None,
+    duration: Annotated[
+        float | None, typer.Option(help="Measured simulated seconds (overrides duration_s).")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a key for every point (repeatable)."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no summary.")] = False,
+) -> None:
+    """Run FILE at every grid point x replications; write results.csv and results.parquet.
+    Finished runs are kept: the same command again runs only what is missing."""
+    from rich.console import Console
+
+    from .experiments.grid import parse_grid
+    from .experiments.sweep import RESULTS_CSV, RESULTS_PARQUET
+    from .experiments.sweep import sweep as run_sweep
+    from .scenario.loader import load_scenario
+
+    try:
+        overrides = parse_sets(set_ or [])
+        labels = {}
+        if duration is not None:
+            overrides["duration_s"], labels["duration_s"] = duration, "--duration"
+        scenario = load_scenario(file, overrides, labels)
+        axes = parse_grid(grid)
+        out_dir = out or Path("reports") / f"{scenario.name}-sweep"
+        err = Console(stderr=True)
+        if quiet or not err.is_terminal:
+            table = run_sweep(scenario, axes, replications=replications, workers=workers,
+                              out_dir=out_dir)  # fmt: skip
+        else:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                       TextColumn("ETA"), TimeRemainingColumn())  # fmt: skip
+            with Progress(*columns, console=err, transient=True) as bar:
+                task = bar.add_task(f"sweeping {scenario.name}", total=None)
+                table = run_sweep(
+                    scenario, axes, replications=replications, workers=workers,
+                    out_dir=out_dir,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                )  # fmt: skip
+    except ScenarioError as e:
+        _fail(e)
+    except OSError as e:
+        _fail(ScenarioError.single(str(out), f"cannot write the sweep: {e.strerror}"))
+    if not quiet:
+        before = table.attrs.get("runs_done_before", 0)
+        kept = f" ({before} already done, kept)" if before else ""
+        wrote = f"{out_dir / RESULTS_CSV} and {out_dir / RESULTS_PARQUET}"
+        typer.echo(f"{len(table)} runs{kept}: wrote {wrote}")
 
 
 @app.command()

@@ -25,7 +25,8 @@ ALLOWED: dict[str, set[str]] = {
     "analytic": {"scenario"},
     "results": {"engine", "scenario"},
     "report": {"results", "analytic", "scenario"},
-    "cli": {"report", "results", "analytic", "engine", "scenario"},
+    "experiments": {"results", "scenario"},
+    "cli": {"experiments", "report", "results", "analytic", "engine", "scenario"},
 }
 FACADE = "facade"
 

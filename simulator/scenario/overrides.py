@@ -73,3 +73,20 @@ def _longest_key(node: dict, parts: list[str], i: int) -> tuple[str | None, int]
         if key in node:
             return key, j
     return None, i
+
+
+def yaml_value(where: str, text: str) -> Any:
+    """A ``--set`` or ``--grid`` value parsed as YAML (empty: None), or ``ScenarioError``
+    ``WHERE: message`` in one line."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    if not text.strip():
+        return None
+    try:
+        return YAML(typ="safe", pure=True).load(text)
+    except YAMLError as e:
+        what = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ScenarioError.single(where, f"cannot parse value {text!r} as YAML: {what}") from None
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as e:
+        raise ScenarioError.single(where, f"cannot parse value {text!r} as YAML: {e}") from None
