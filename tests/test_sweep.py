@@ -99,3 +99,31 @@ def test_cli_sweep_writes_tables_and_refuses_bad_points(tmp_path):
     assert len(result.output.strip().splitlines()) == 1
     rows = json.loads(next((out / ROWS_DIR).glob("*.json")).read_text())
     assert rows["point"] in (0, 1)
+
+
+def test_an_interrupted_sweep_keeps_its_finished_runs(tmp_path):
+    """Ctrl-C stops a sweep at once, keeping every run it finished; the same command then
+    runs only the rest."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "s"
+    args = [sys.executable, "-c", "import sys; from simulator.cli import main; sys.exit(main())",
+            "sweep", str(SEED), "--grid", "workload.rps=500:4000:500", "--replications", "3",
+            "--duration", "1", "--workers", "2", "--out", str(out), "-q"]  # fmt: skip
+    proc = subprocess.Popen(args, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    rows = out / ROWS_DIR
+    end = time.monotonic() + 120
+    while not (rows.is_dir() and len(list(rows.glob("*.json"))) >= 2):
+        assert time.monotonic() < end and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    finished = len(list(rows.glob("*.json")))
+    assert 2 <= finished < 24
+    done = subprocess.run(args[:-1], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"24 runs ({finished} already done, kept)" in done.stdout
+    assert len(pd.read_csv(out / "results.csv")) == 24

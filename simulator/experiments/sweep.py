@@ -127,11 +127,16 @@ def sweep(
         for i, task, path in todo:
             keep(i, _one_run(task), path)
     elif todo:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        pool = ProcessPoolExecutor(max_workers=workers)
+        try:
             futures = {pool.submit(_one_run, task): (i, path) for i, task, path in todo}
             for future in as_completed(futures):
                 i, path = futures[future]
                 keep(i, future.result(), path)
+        except BaseException:  # Ctrl-C, SIGTERM: keep what finished, start nothing more
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
     frame = pd.DataFrame([rows[i] for i in range(len(tasks))])
     frame.attrs["runs_done_before"] = done_before
     if out_dir is not None:
