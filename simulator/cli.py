@@ -374,6 +374,9 @@ def sweep(
                     out_dir=out_dir,
                     progress=lambda done, total: bar.update(task, completed=done, total=total),
                 )  # fmt: skip
+        from .report.sweep_report import write_sweep_report
+
+        write_sweep_report(table, list(axes), out_dir, scenario.name)
     except ScenarioError as e:
         _fail(e)
     except OSError as e:
@@ -381,7 +384,7 @@ def sweep(
     if not quiet:
         before = table.attrs.get("runs_done_before", 0)
         kept = f" ({before} already done, kept)" if before else ""
-        wrote = f"{out_dir / RESULTS_CSV} and {out_dir / RESULTS_PARQUET}"
+        wrote = f"{out_dir / RESULTS_CSV}, {out_dir / RESULTS_PARQUET} and report.html"
         typer.echo(f"{len(table)} runs{kept}: wrote {wrote}")
 
 

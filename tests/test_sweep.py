@@ -4,7 +4,9 @@ tidy rows, with common random numbers, independent of the worker count, and resu
 from __future__ import annotations
 
 import json
+import math
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import ROOT
@@ -89,7 +91,7 @@ def test_cli_sweep_writes_tables_and_refuses_bad_points(tmp_path):
             "--set", "warmup_s=0", "--replications", "1", "--out", str(out)]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "2 runs: wrote" in result.output
+    assert "2 runs: wrote" in result.output and (out / "report.html").exists()
     table = pd.read_parquet(out / "results.parquet")
     assert list(table["grid.workload.rps"]) == [500, 1000]
     assert len(pd.read_csv(out / "results.csv")) == 2
@@ -127,3 +129,25 @@ def test_an_interrupted_sweep_keeps_its_finished_runs(tmp_path):
     assert done.returncode == 0, done.stderr
     assert f"24 runs ({finished} already done, kept)" in done.stdout
     assert len(pd.read_csv(out / "results.csv")) == 24
+
+
+def test_the_sweep_report_draws_each_figure_with_its_band(tmp_path):
+    """report.html and a PNG per figure (p50, p99, p99.9, ops/s, goodput, the busiest
+    service's utilization), each the mean per point with a 95% band; a point where a
+    replication was unstable is marked."""
+    from simulator.report.sweep_report import mean_and_band, write_sweep_report
+
+    scenario = load_scenario(ROOT / "scenarios" / "homepage.yaml").with_overrides(
+        {"duration_s": 2, "warmup_s": 1}
+    )
+    grid = {"workload.rps": [1000, 3000]}  # 3,000 rps overloads recommendations
+    table = sweep(scenario, grid, replications=2, workers=1)
+    assert list(table["unstable"]) == [False, False, True, True]
+    written = write_sweep_report(table, list(grid), tmp_path, scenario.name)
+    names = {p.name for p in written}
+    assert {"report.html", "sweep_latency_ms_p99.png", "sweep_throughput_rps.png",
+            "sweep_services_recommendations_utilization.png"} <= names  # fmt: skip
+    html = (tmp_path / "report.html").read_text()
+    assert "Student-t 95% confidence band" in html and "Red crosses" in html
+    mean, half = mean_and_band(np.array([10.0, 12.0]))
+    assert mean == 11.0 and half == pytest.approx(12.706 * math.sqrt(2) / math.sqrt(2), rel=1e-3)
