@@ -326,6 +326,9 @@ def sweep(
     ] = None,
     replications: Annotated[int | None, typer.Option(help="Runs per point.")] = None,
     workers: Annotated[int | None, typer.Option(help="Processes [CPU count].")] = None,
+    cluster: Annotated[
+        str | None, typer.Option(help="A Dask scheduler, tcp://HOST:PORT (fansim[dask]).")
+    ] = None,
     duration: Annotated[
         float | None, typer.Option(help="Measured simulated seconds (overrides duration_s).")
     ] = None,
@@ -355,7 +358,7 @@ def sweep(
         err = Console(stderr=True)
         if quiet or not err.is_terminal:
             table = run_sweep(scenario, axes, replications=replications, workers=workers,
-                              out_dir=out_dir)  # fmt: skip
+                              out_dir=out_dir, cluster=cluster)  # fmt: skip
         else:
             from rich.progress import (
                 BarColumn,
@@ -371,7 +374,7 @@ def sweep(
                 task = bar.add_task(f"sweeping {scenario.name}", total=None)
                 table = run_sweep(
                     scenario, axes, replications=replications, workers=workers,
-                    out_dir=out_dir,
+                    out_dir=out_dir, cluster=cluster,
                     progress=lambda done, total: bar.update(task, completed=done, total=total),
                 )  # fmt: skip
         from .report.sweep_report import write_sweep_report

@@ -151,3 +151,25 @@ def test_the_sweep_report_draws_each_figure_with_its_band(tmp_path):
     assert "Student-t 95% confidence band" in html and "Red crosses" in html
     mean, half = mean_and_band(np.array([10.0, 12.0]))
     assert mean == 11.0 and half == pytest.approx(12.706 * math.sqrt(2) / math.sqrt(2), rel=1e-3)
+
+
+def test_a_sweep_on_a_dask_cluster_gives_the_same_rows(small, tmp_path):
+    """The same sweep on a Dask LocalCluster (tasks carry plain data, a point's replications
+    per task) gives rows identical to the local run; the default path imports no Dask."""
+    import subprocess
+    import sys
+
+    distributed = pytest.importorskip("distributed")
+    grid = {"workload.rps": [1000, 2000], "request.steps.0.fanout": [2, 4]}
+    local = sweep(small, grid, replications=2, workers=1)
+    with distributed.LocalCluster(processes=False, n_workers=1, threads_per_worker=2,
+                                  dashboard_address=None) as cluster:  # fmt: skip
+        remote = sweep(small, grid, replications=2, cluster=cluster.scheduler_address,
+                       out_dir=tmp_path)  # fmt: skip
+    pd.testing.assert_frame_equal(local, remote)
+    code = ("import sys; from simulator import load_scenario, sweep; "
+            f"s = load_scenario({str(SEED)!r}).with_overrides({{'duration_s': 0.1}}); "
+            "sweep(s, {'workload.rps': [100]}, workers=1); "
+            "print('distributed' in sys.modules or 'dask' in sys.modules)")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.stdout.strip() == "False", done.stderr

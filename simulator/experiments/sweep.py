@@ -65,9 +65,13 @@ def _run_key(scenario: Scenario, seed: int) -> str:
     return hashlib.sha1(doc.encode()).hexdigest()[:20]
 
 
-def _one_run(task: tuple[int, int, int, dict[str, Any], Scenario]) -> dict[str, Any]:
-    """Simulate one point's replication and return its row (no latencies, no report)."""
-    index, replication, seed, point, scenario = task
+def _one_run(task: tuple[int, int, int, dict[str, Any], dict[str, Any], str]) -> dict[str, Any]:
+    """Simulate one point's replication and return its row (no latencies, no report). The
+    task carries the resolved scenario as plain data, so it can travel to any worker."""
+    from ..scenario.model import Scenario
+
+    index, replication, seed, point, data, source = task
+    scenario = Scenario.from_data(data, source)
     summary, latencies, timeseries = run_once(scenario, seed)
     summary["warnings"] = run_warnings(summary, timeseries, latencies, scenario)
     row = {"point": index, "replication": replication, "seed": seed}
@@ -83,10 +87,12 @@ def sweep(
     workers: int | None = None,
     out_dir: Path | str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    cluster: str | None = None,
 ) -> pd.DataFrame:
     """Run every grid point ``replications`` times (default the scenario's); one row per run,
-    ordered by point then replication. ``workers`` processes (default the CPU count);
-    ``out_dir`` keeps each finished run and resumes; ``progress(done, total)`` as runs end."""
+    ordered by point then replication. ``workers`` processes (default the CPU count), or the
+    Dask scheduler at ``cluster`` (``tcp://HOST:PORT``); ``out_dir`` keeps each finished run
+    and resumes; ``progress(done, total)`` as runs end. Rows are the same wherever they ran."""
     import pandas as pd
 
     reps = scenario.replications if replications is None else replications
@@ -99,13 +105,15 @@ def sweep(
             at_point = scenario.with_overrides(point)
         except ScenarioError as e:
             raise ScenarioError([_label(p, labels) for p in e.problems]) from None
+        data = at_point.resolved_data()
         for r in range(reps):
-            tasks.append((index, r, replication_seed(scenario.seed, r), point, at_point))
+            seed = replication_seed(scenario.seed, r)
+            tasks.append(((index, r, seed, point, data, scenario.source), _run_key(at_point, seed)))
     rows_dir = Path(out_dir) / ROWS_DIR if out_dir is not None else None
     rows: dict[int, dict[str, Any]] = {}
     todo = []
-    for i, task in enumerate(tasks):
-        path = rows_dir / f"{_run_key(task[4], task[2])}.json" if rows_dir else None
+    for i, (task, key) in enumerate(tasks):
+        path = rows_dir / f"{key}.json" if rows_dir else None
         if path is not None and path.is_file():
             rows[i] = json.loads(path.read_text())
         else:
@@ -123,7 +131,9 @@ def sweep(
             progress(len(rows), len(tasks))
 
     workers = min(len(todo), workers or os.cpu_count() or 1)
-    if workers <= 1:
+    if cluster is not None and todo:
+        _on_cluster(cluster, todo, keep)
+    elif workers <= 1:
         for i, task, path in todo:
             keep(i, _one_run(task), path)
     elif todo:
@@ -142,6 +152,35 @@ def sweep(
     if out_dir is not None:
         write_tables(frame, Path(out_dir))
     return frame
+
+
+def _runs(batch: list[tuple]) -> list[dict[str, Any]]:
+    """Several runs in one task: a cluster's per-task overhead is paid once for them."""
+    return [_one_run(task) for task in batch]
+
+
+def _on_cluster(address: str, todo: list, keep: Callable) -> None:
+    """Run ``todo`` on a Dask scheduler through its concurrent.futures executor, a point's
+    replications per task (Dask is an optional extra: ``pip install fansim[dask]``)."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ScenarioError.single("--cluster", "needs Dask: pip install 'fansim[dask]'") from None
+    try:
+        client = Client(address, timeout="10s")
+    except (OSError, TimeoutError) as e:
+        raise ScenarioError.single(f"--cluster {address}", f"cannot reach it: {e}") from None
+    batches: dict[int, list] = {}
+    for i, task, path in todo:
+        batches.setdefault(task[0], []).append((i, task, path))
+    try:
+        with client.get_executor() as pool:
+            futures = {pool.submit(_runs, [t for _, t, _ in b]): b for b in batches.values()}
+            for future in as_completed(futures):
+                for (i, _, path), row in zip(futures[future], future.result(), strict=True):
+                    keep(i, row, path)
+    finally:
+        client.close()
 
 
 def _label(problem, labels: dict[str, str]):
