@@ -60,8 +60,9 @@ def flatten(summary: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return row
 
 
-def _run_key(scenario: Scenario, seed: int) -> str:
-    doc = json.dumps([scenario.resolved_data(), seed, fansim_version()], sort_keys=True)
+def _run_key(data: dict[str, Any], seed: int) -> str:
+    """A run's identity: its resolved scenario, its seed and the fansim that ran it."""
+    doc = json.dumps([data, seed, fansim_version()], sort_keys=True)
     return hashlib.sha1(doc.encode()).hexdigest()[:20]
 
 
@@ -108,7 +109,7 @@ def sweep(
         data = at_point.resolved_data()
         for r in range(reps):
             seed = replication_seed(scenario.seed, r)
-            tasks.append(((index, r, seed, point, data, scenario.source), _run_key(at_point, seed)))
+            tasks.append(((index, r, seed, point, data, scenario.source), _run_key(data, seed)))
     rows_dir = Path(out_dir) / ROWS_DIR if out_dir is not None else None
     rows: dict[int, dict[str, Any]] = {}
     todo = []
