@@ -48,6 +48,23 @@ def _fail(error: ScenarioError) -> None:
     raise typer.Exit(EXIT_BAD_INPUT)
 
 
+# Flags that override a scenario key: (flag, key). An error in the key names the flag.
+_FLAG_KEYS = {"duration": ("--duration", "duration_s"), "replications": ("--replications",
+              "replications"), "seed": ("--seed", "seed")}  # fmt: skip
+
+
+def _load(file: Path, sets: dict[str, Any], **flags: Any):
+    """The scenario with the ``--set`` overrides and the flags given (None: not given)."""
+    from .scenario.loader import load_scenario
+
+    overrides, labels = dict(sets), {}
+    for name, value in flags.items():
+        if value is not None:
+            flag, key = _FLAG_KEYS[name]
+            overrides[key], labels[key] = value, flag
+    return load_scenario(file, overrides, labels)
+
+
 def parse_sets(items: list[str]) -> dict[str, Any]:
     """``KEY=VALUE`` pairs; each VALUE parsed as YAML (scalars, lists, mappings)."""
     from .scenario.overrides import yaml_value
@@ -85,19 +102,10 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No table, no progress.")] = False,
 ) -> None:
     """Simulate FILE; print a summary table; write summary.json, timeseries.csv, report.html."""
-    from .scenario.loader import load_scenario
 
     try:
         sets = parse_sets(set_ or [])
-        overrides, labels = dict(sets), {}
-        for flag, key, value in (
-            ("--duration", "duration_s", duration),
-            ("--replications", "replications", replications),
-            ("--seed", "seed", seed),
-        ):
-            if value is not None:
-                overrides[key], labels[key] = value, flag
-        scenario = load_scenario(file, overrides, labels)
+        scenario = _load(file, sets, duration=duration, replications=replications, seed=seed)
     except ScenarioError as e:
         _fail(e)
     out_dir = out or default_run_dir(scenario.name, sets)
@@ -345,14 +353,9 @@ def sweep(
     from .experiments.grid import parse_grid
     from .experiments.sweep import RESULTS_CSV, RESULTS_PARQUET
     from .experiments.sweep import sweep as run_sweep
-    from .scenario.loader import load_scenario
 
     try:
-        overrides = parse_sets(set_ or [])
-        labels = {}
-        if duration is not None:
-            overrides["duration_s"], labels["duration_s"] = duration, "--duration"
-        scenario = load_scenario(file, overrides, labels)
+        scenario = _load(file, parse_sets(set_ or []), duration=duration)
         axes = parse_grid(grid)
         out_dir = out or Path("reports") / f"{scenario.name}-sweep"
         err = Console(stderr=True)
