@@ -5,8 +5,10 @@ Every bad input ends as ``FILE:LINE:COL: message`` on stderr and exit code 2, ne
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -348,41 +350,21 @@ def sweep(
 ) -> None:
     """Run FILE at every grid point x replications; write results.csv and results.parquet.
     Finished runs are kept: the same command again runs only what is missing."""
-    from rich.console import Console
-
     from .experiments.grid import parse_grid
     from .experiments.sweep import RESULTS_CSV, RESULTS_PARQUET
     from .experiments.sweep import sweep as run_sweep
+    from .results.outdir import locked_dir
 
     try:
         scenario = _load(file, parse_sets(set_ or []), duration=duration)
         axes = parse_grid(grid)
         out_dir = out or Path("reports") / f"{scenario.name}-sweep"
-        err = Console(stderr=True)
-        if quiet or not err.is_terminal:
+        with locked_dir(out_dir), _progress(f"sweeping {scenario.name}", quiet) as progress:
             table = run_sweep(scenario, axes, replications=replications, workers=workers,
-                              out_dir=out_dir, cluster=cluster)  # fmt: skip
-        else:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-            )
+                              out_dir=out_dir, cluster=cluster, progress=progress)  # fmt: skip
+            from .report.sweep_report import write_sweep_report
 
-            columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                       TextColumn("ETA"), TimeRemainingColumn())  # fmt: skip
-            with Progress(*columns, console=err, transient=True) as bar:
-                task = bar.add_task(f"sweeping {scenario.name}", total=None)
-                table = run_sweep(
-                    scenario, axes, replications=replications, workers=workers,
-                    out_dir=out_dir, cluster=cluster,
-                    progress=lambda done, total: bar.update(task, completed=done, total=total),
-                )  # fmt: skip
-        from .report.sweep_report import write_sweep_report
-
-        write_sweep_report(table, list(axes), out_dir, scenario.name)
+            write_sweep_report(table, list(axes), out_dir, scenario.name)
     except ScenarioError as e:
         _fail(e)
     except OSError as e:
@@ -392,6 +374,31 @@ def sweep(
         kept = f" ({before} already done, kept)" if before else ""
         wrote = f"{out_dir / RESULTS_CSV}, {out_dir / RESULTS_PARQUET} and report.html"
         typer.echo(f"{len(table)} runs{kept}: wrote {wrote}")
+
+
+@contextlib.contextmanager
+def _progress(description: str, quiet: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar with ETA on a terminal's stderr (None when quiet or not a terminal):
+    yields the ``progress(done, total)`` callback sweeps and plans call as runs end."""
+    from rich.console import Console
+
+    err = Console(stderr=True)
+    if quiet or not err.is_terminal:
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("ETA"), TimeRemainingColumn())  # fmt: skip
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(description, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 @app.command()

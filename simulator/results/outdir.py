@@ -48,13 +48,7 @@ def staged_dir(target: Path | str, markers: Sequence[str] = ("summary.json",)) -
         )
     _check_replaceable(target, markers)
     parent = target.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        lock = os.open(parent / f".{target.name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as e:
-        raise ScenarioError.single(str(target), _why_unwritable(target, e)) from None
-    try:
-        _lock(lock, target)
+    with _holding_lock(target):
         _remove_stale(parent, target.name)
         try:
             stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=parent))
@@ -67,6 +61,48 @@ def staged_dir(target: Path | str, markers: Sequence[str] = ("summary.json",)) -
             _swap_in(stage, target)
         finally:
             shutil.rmtree(stage, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def locked_dir(target: Path | str | None) -> Iterator[Path | None]:
+    """Create ``target`` and hold it against a second fansim writing there (a sweep or a plan,
+    which add files to it one by one instead of replacing it whole); None passes through.
+    Re-entrant in one process: the CLI holds it around ``sweep()`` and the sweep's report."""
+    if target is None:
+        yield None
+        return
+    target, real = Path(target), Path(os.path.realpath(target))
+    if real in _HELD:
+        yield target
+        return
+    with _holding_lock(real):
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ScenarioError.single(str(target), _why_unwritable(target, e)) from None
+        _HELD.add(real)
+        try:
+            yield target
+        finally:
+            _HELD.discard(real)
+
+
+_HELD: set[Path] = set()  # the directories this process holds through locked_dir
+
+
+@contextlib.contextmanager
+def _holding_lock(target: Path) -> Iterator[None]:
+    """An exclusive lock on ``target`` (the file ``.NAME.lock`` beside it), or at once a
+    ``ScenarioError`` when another fansim holds it."""
+    parent = target.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        lock = os.open(parent / f".{target.name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise ScenarioError.single(str(target), _why_unwritable(target, e)) from None
+    try:
+        _lock(lock, target)
+        yield
     finally:
         os.close(lock)  # releases the lock
 
