@@ -14,7 +14,16 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-__all__ = ["Result", "Scenario", "ScenarioError", "analytic", "load_scenario", "simulate", "sweep"]
+__all__ = [
+    "Result",
+    "Scenario",
+    "ScenarioError",
+    "analytic",
+    "load_scenario",
+    "plan",
+    "simulate",
+    "sweep",
+]
 __version__ = "0.1.0"
 
 _HOME = {
@@ -24,10 +33,12 @@ _HOME = {
     "load_scenario": "scenario.loader",
     "simulate": "results.simulate",
     "sweep": "experiments.sweep",
+    "plan": "experiments.plan",
 }
 
 if TYPE_CHECKING:
     from . import analytic
+    from .experiments.plan import plan
     from .experiments.sweep import sweep
     from .results.simulate import Result, simulate
     from .scenario.errors import ScenarioError

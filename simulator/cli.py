@@ -1,4 +1,4 @@
-"""The ``fansim`` command (SPEC §3): run, validate, schema, compare.
+"""The ``fansim`` command (SPEC §3): run, validate, schema, compare, sweep, plan.
 
 Every bad input ends as ``FILE:LINE:COL: message`` on stderr and exit code 2, never a traceback.
 """
@@ -374,6 +374,84 @@ def sweep(
         kept = f" ({before} already done, kept)" if before else ""
         wrote = f"{out_dir / RESULTS_CSV}, {out_dir / RESULTS_PARQUET} and report.html"
         typer.echo(f"{len(table)} runs{kept}: wrote {wrote}")
+
+
+@app.command()
+def plan(
+    file: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    slo: Annotated[
+        str, typer.Option(help='Objectives, e.g. "p99<=200ms" or "p999<=1s,error_rate<=0.1%".')
+    ],
+    find: Annotated[
+        str, typer.Option(help="The key to goal-seek, e.g. services.db.workers.")
+    ] = "workload.rps",
+    goal: Annotated[
+        str | None,
+        typer.Option(help="largest or smallest [largest for workload.*, fanout, repeat]."),
+    ] = None,
+    confidence: Annotated[float, typer.Option(help="Of each probe's decision.")] = 0.95,
+    max_utilization: Annotated[
+        float | None, typer.Option(help="Also keep the busiest service at most this busy (0-1).")
+    ] = None,
+    min_replications: Annotated[int, typer.Option(help="Runs per probe at first.")] = 3,
+    max_replications: Annotated[int, typer.Option(help="Runs per probe at most.")] = 12,
+    resolution: Annotated[
+        float, typer.Option(help="Stop when the interval is this narrow (share of the answer).")
+    ] = 0.01,
+    max_probes: Annotated[int, typer.Option(help="Stop after this many probes.")] = 30,
+    out: Annotated[
+        Path | None, typer.Option(help="Output directory (default reports/NAME-plan/).")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Processes [CPU count].")] = None,
+    cluster: Annotated[
+        str | None, typer.Option(help="A Dask scheduler, tcp://HOST:PORT (fansim[dask]).")
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option(help="Measured simulated seconds (overrides duration_s).")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a key for every probe (repeatable)."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print the answer only.")] = False,
+) -> None:
+    """Goal-seek the largest rate (or the smallest capacity) of FILE that meets the SLO: bracket,
+    then bisect, each probe replicated until its confidence interval decides. Writes plan.json,
+    knee.png, report.html and every run's row (a repeated plan reuses them)."""
+    from .experiments.plan import PLAN_JSON
+    from .experiments.plan import plan as run_plan
+    from .report.plan_report import headroom_line, write_plan_report
+    from .results.outdir import locked_dir
+
+    def show(probe) -> None:
+        if not quiet:
+            v = probe.verdict
+            typer.echo(f"  {find} = {probe.value:<10,g} {v.outcome:<9} ({len(probe.rows)} runs) "
+                       f"{v.reason}")  # fmt: skip
+
+    try:
+        scenario = _load(file, parse_sets(set_ or []), duration=duration)
+        out_dir = out or Path("reports") / f"{scenario.name}-plan"
+        with locked_dir(out_dir):
+            answer = run_plan(
+                scenario, slo, find, goal=goal, confidence=confidence,
+                max_utilization=max_utilization, min_replications=min_replications,
+                max_replications=max_replications, resolution=resolution, max_probes=max_probes,
+                workers=workers, cluster=cluster, out_dir=out_dir, progress=show,
+            )  # fmt: skip
+            doc = answer.as_dict()
+            write_plan_report(doc, answer.describe(), out_dir)
+    except ScenarioError as e:
+        _fail(e)
+    except OSError as e:
+        _fail(ScenarioError.single(str(out), f"cannot write the plan: {e.strerror}"))
+    typer.echo(answer.describe())
+    for line in (headroom_line(doc), answer.limited_by and f"closest failing probe: "
+                 f"{answer.limited_by}", *answer.notes):  # fmt: skip
+        if line and not quiet:
+            typer.echo(line)
+    if not quiet:
+        typer.echo(f"wrote {out_dir / PLAN_JSON}, knee.png and report.html")
 
 
 @contextlib.contextmanager

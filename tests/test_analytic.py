@@ -143,6 +143,23 @@ def test_queue_quantiles_invert_the_cdf(lam, s, c):
     assert m.sojourn_cdf(-1.0) == 0.0
 
 
+def test_capacity_inverses_of_the_sojourn_quantile():
+    """mmc_max_rate inverts the M/M/1 closed form lambda = mu - ln(1 / (1 - q)) / limit;
+    mmc_min_servers is the first c whose quantile is within the limit."""
+    mu_per_s = 100.0
+    assert an.mmc_max_rate(10.0, 1, 0.99, 200.0) == pytest.approx(
+        mu_per_s - math.log(100.0) / 0.2, rel=1e-9
+    )
+    rate = an.mmc_max_rate(10.0, 4, 0.999, 120.0)
+    assert an.mmc(rate, 10.0, 4).sojourn_quantile_ms(0.999) == pytest.approx(120.0, rel=1e-6)
+    assert an.mmc_max_rate(10.0, 4, 0.99, 40.0) == 0.0  # Exp(10 ms) alone: p99 46 ms
+    c = an.mmc_min_servers(250.0, 10.0, 0.99, 75.0)
+    assert an.mmc(250.0, 10.0, c).sojourn_quantile_ms(0.99) <= 75.0
+    assert an.mmc(250.0, 10.0, c - 1).sojourn_quantile_ms(0.99) > 75.0
+    with pytest.raises(ValueError, match="no server count works"):
+        an.mmc_min_servers(250.0, 10.0, 0.99, 40.0)
+
+
 def test_mm1k_blocking_closed_form_and_rho_one():
     """M/M/1/K blocking is 1/(K+1) at rho=1, is continuous there, and matches the closed form."""
     for k in (1, 5, 50):

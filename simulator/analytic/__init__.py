@@ -43,6 +43,8 @@ from .queues import (
     mm1,
     mm1k_blocking_probability,
     mmc,
+    mmc_max_rate,
+    mmc_min_servers,
     mmck_blocking_probability,
 )
 from .request import LatencyPrediction, amplification, contention_free_latency
@@ -68,6 +70,8 @@ __all__ = [
     "mm1",
     "mm1k_blocking_probability",
     "mmc",
+    "mmc_max_rate",
+    "mmc_min_servers",
     "mmck_blocking_probability",
     "retry_attempts_per_call",
     "retry_failure_probability",

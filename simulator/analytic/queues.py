@@ -183,3 +183,37 @@ def mm1k_blocking_probability(arrival_rps: float, service_mean_ms: float, capaci
     if x < 0.0:
         return math.expm1(x) / math.expm1((k + 1) * x) * math.exp(k * x)
     return math.expm1(-x) / math.expm1(-(k + 1) * x)  # same formula in 1/rho
+
+
+def mmc_max_rate(service_mean_ms: float, servers: int, q: float, limit_ms: float) -> float:
+    """The largest arrival rate (requests/s) at which an M/M/c queue's ``q``-quantile of the
+    time in system stays within ``limit_ms`` (what ``fansim plan --find workload.rps`` seeks
+    for such a queue); 0 when even an idle queue's service time exceeds it."""
+    from scipy.optimize import brentq
+
+    s, c = positive("service_mean_ms", service_mean_ms), integer("servers", servers, 1)
+    limit = positive("limit_ms", limit_ms)
+    q = probability("q", q)
+    capacity = c * 1000.0 / s
+    if -math.log1p(-q) * s >= limit:  # the idle queue's quantile is the service time's
+        return 0.0
+
+    def excess(rps: float) -> float:
+        return mmc(rps, s, c).sojourn_quantile_ms(q) - limit
+
+    return float(brentq(excess, capacity * 1e-9, capacity * (1 - 1e-9), xtol=1e-9))
+
+
+def mmc_min_servers(arrival_rps: float, service_mean_ms: float, q: float, limit_ms: float) -> int:
+    """The fewest servers for which an M/M/c queue's ``q``-quantile of the time in system is
+    within ``limit_ms`` (what ``fansim plan --find services.X.workers`` seeks for such a
+    queue). Raises ``ValueError`` when no number of servers can (the service time alone
+    exceeds the limit)."""
+    lam, s = positive("arrival_rps", arrival_rps), positive("service_mean_ms", service_mean_ms)
+    q, limit = probability("q", q), positive("limit_ms", limit_ms)
+    if -math.log1p(-q) * s >= limit:
+        raise ValueError(f"no server count works: the service time's q-quantile exceeds {limit} ms")
+    c = math.floor(lam * s / 1000.0) + 1  # the fewest servers that keep the queue stable
+    while mmc(lam, s, c).sojourn_quantile_ms(q) > limit:
+        c += 1
+    return c

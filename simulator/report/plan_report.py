@@ -1,0 +1,129 @@
+"""A plan's report: the knee chart (each SLO figure against the searched key, the probes' means
+with their confidence intervals, the SLO line, the answer and its interval marked) and a page
+with the answer, the headroom and the probes. It reads only ``plan.json``'s dict, never the
+engine or the search."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..results.files import write_atomic
+from ..results.format import fmt_num, fmt_pct
+from .figure import Chart, new_figure, png_bytes, side_legend
+from .html import environment
+
+REPORT_FILENAME = "report.html"
+KNEE_FILENAME = "knee.png"
+TEMPLATE_NAME = "plan.html.j2"
+SHARES = ("error_rate", "utilization")
+OUTCOME_STYLE = {  # outcome: (marker, colour, legend)
+    "pass": ("o", "tab:green", "meets the SLO"),
+    "fail": ("s", "tab:red", "fails it"),
+    "undecided": ("D", "tab:gray", "cannot tell at the replication cap"),
+}
+
+
+def knee_chart(plan: Mapping[str, Any]) -> Chart:
+    """One panel per SLO term against the searched key."""
+    terms = plan["slo"]
+    fig, axes = new_figure(len(terms))
+    fig.set_figheight(2.6 + 1.9 * len(terms))
+    probes = sorted(plan["probes"], key=lambda p: p["value"])
+    lo, hi = plan["interval"]
+    for ax, term in zip(axes, terms, strict=True):
+        metric = term["metric"]
+        scale = 100.0 if metric in SHARES else 1.0
+        threshold = term["threshold"] * scale
+        xs = [p["value"] for p in probes]
+        means = [_get(p, metric, "mean") * scale for p in probes]
+        finite = [m for m in means if math.isfinite(m)]
+        # a probe far past capacity would flatten the knee into the x axis: show it at the top
+        top = max(threshold, 1e-9) * 2.5 if finite and max(finite) > threshold * 2.5 else None
+        ax.plot(xs, [min(m, top or m) for m in means], "-", color="tab:blue", lw=1, alpha=0.6)
+        shown: set[str] = set()
+        for p, x, y in zip(probes, xs, means, strict=True):
+            marker, color, label = OUTCOME_STYLE[p["outcome"]]
+            half = _get(p, metric, "half_width") * scale
+            if top is not None and y > top:
+                marker, y, half = "^", top, math.nan  # off the chart: marked at its edge
+            ax.errorbar([x], [y], yerr=None if math.isnan(half) else [[half], [half]],
+                        fmt=marker, color=color, ms=5, capsize=3,
+                        label=None if label in shown else label)  # fmt: skip
+            shown.add(label)
+            if p.get("unstable_runs"):
+                ax.plot([x], [y], "x", color="black", ms=9, mew=1.5,
+                        label=None if "unstable" in shown else "unstable run(s)")  # fmt: skip
+                shown.add("unstable")
+        ax.axhline(threshold, color="tab:red", ls="--", lw=1, label=f"SLO {term['text']}")
+        if lo is not None and hi is not None:
+            ax.axvspan(lo, hi, color="tab:orange", alpha=0.15, lw=0, label="answer interval")
+        if plan.get("value") is not None:
+            ax.axvline(plan["value"], color="tab:orange", lw=1.5, label="answer")
+        if top is not None:
+            ax.set_ylim(top=top * 1.05)
+        unit = "%" if metric in SHARES else term.get("unit") or ""
+        ax.set_ylabel(f"{metric} ({unit})" if unit else metric)
+        side_legend(ax)
+    axes[-1].set_xlabel(plan["find"])
+    axes[0].set_title(f"{plan['find']} against the SLO (the {plan['goal']} that meets it)")
+    confidence = f"{plan['confidence']:.0%}"
+    caption = (
+        f"Each probe: the mean over its replications with its {confidence} confidence interval; "
+        "green meets the SLO at that confidence, red fails it, grey could not be told apart at "
+        "the replication cap; a triangle is off the chart's top. A probe with an unstable run "
+        "(black cross: a service at or past its capacity) fails whatever its figures. The "
+        "shaded band is the interval the answer lies in."
+    )
+    return Chart(KNEE_FILENAME, "The knee", caption, png_bytes(fig))
+
+
+def headroom_line(plan: Mapping[str, Any]) -> str | None:
+    """How close the answer runs to capacity, in one sentence."""
+    h = plan.get("headroom")
+    if not h:
+        return None
+    return (
+        f"At the answer the busiest service, {h['service']}, is {fmt_pct(h['utilization'])} "
+        f"busy at {fmt_num(h['offered_rps'])} requests/s; it reaches capacity at about "
+        f"{fmt_num(h['capacity_rps'])} requests/s ({fmt_pct(h['headroom'])} headroom)."
+    )
+
+
+def write_plan_report(plan: Mapping[str, Any], answer: str, out_dir: Path) -> list[Path]:
+    """``knee.png`` and ``report.html`` into ``out_dir``; return their paths."""
+    chart = knee_chart(plan)
+    rows = []
+    for i, p in enumerate(plan["probes"], 1):
+        busiest = p.get("busiest") or {}
+        rows.append({
+            "n": i, "value": fmt_num(p["value"]), "outcome": p["outcome"], "runs": p["runs"],
+            "busy": "" if not busiest else
+            f"{busiest['service']} {fmt_pct(busiest['utilization'])}",
+            "reason": p["reason"],
+        })  # fmt: skip
+    html = (
+        environment()
+        .get_template(TEMPLATE_NAME)
+        .render(
+            scenario=plan["scenario"],
+            description=answer,
+            run_line=headroom_line(plan),
+            notes=plan.get("notes", []),
+            limited_by=plan.get("limited_by"),
+            charts=[chart],
+            probes=rows,
+            find=plan["find"],
+        )
+    )
+    return [
+        write_atomic(out_dir / chart.filename, chart.png),
+        write_atomic(out_dir / REPORT_FILENAME, html),
+    ]
+
+
+def _get(probe: Mapping[str, Any], metric: str, key: str) -> float:
+    value = (probe.get("figures") or {}).get(metric, {}).get(key)
+    return math.nan if value is None else float(value)
