@@ -243,3 +243,15 @@ def test_cli_plan_bad_input_is_one_line_exit_2(tmp_path, extra, words):
     assert result.exit_code == 2
     assert words in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_plan_on_a_dask_cluster_gives_the_same_answer(tmp_path):
+    """The same plan on a Dask LocalCluster: identical probes, runs and answer."""
+    distributed = pytest.importorskip("distributed")
+    scenario = mm1(tmp_path, duration=20)
+    local = plan(scenario, "p99<=200ms", workers=1, resolution=0.05)
+    with distributed.LocalCluster(processes=False, n_workers=1, threads_per_worker=2,
+                                  dashboard_address=None) as cluster:  # fmt: skip
+        remote = plan(scenario, "p99<=200ms", resolution=0.05, cluster=cluster.scheduler_address)
+    assert remote.as_dict() == local.as_dict()
+    assert remote.rows().equals(local.rows())
