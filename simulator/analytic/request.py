@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..scenario.distributions import Constant, Empirical, Mixture, Pareto, Uniform
+from ..scenario.distributions import Constant, Empirical, Mixture, Uniform
 from ..scenario.topology import nominal_amplification
 from .checks import integer, probability, real
 
@@ -127,8 +127,6 @@ def contention_free_latency(
         raise ValueError(f"tail_probability must be in (0, 1), got {tail_probability!r}")
     if not _is_contention_free(scenario):
         return None
-    from scipy.special import betainc
-
     services = scenario.services
 
     def callees(step: Step) -> dict[str, int]:
@@ -196,7 +194,7 @@ def contention_free_latency(
         grid_cdfs = {name: np.clip(np.cumsum(p), 0.0, 1.0) for name, p in pmfs.items()}
         if len(counts) == 1:
             (f,) = grid_cdfs.values()
-            cdf = f**n if k == n else betainc(k, n - k + 1, f)
+            cdf = f**n if k == n else _betainc(k, n - k + 1, f)
         elif k == n:
             cdf = np.prod([grid_cdfs[name] ** c for name, c in counts.items()], axis=0)
         else:
@@ -237,10 +235,12 @@ def _is_contention_free(scenario: Scenario) -> bool:
 
 
 def _convolve(a: np.ndarray, b: np.ndarray, points: int) -> np.ndarray:
-    """Probabilities of the sum of two independent grid variables, truncated to the grid."""
-    from scipy.signal import fftconvolve
-
-    return np.maximum(fftconvolve(a, b)[:points], 0.0)  # FFT round-off can dip below 0
+    """Probabilities of the sum of two independent grid variables, truncated to the grid
+    (numpy's real FFT, zero-padded to a fast length: no wrap-around below ``points``)."""
+    size = len(a) + len(b) - 1
+    fast = 1 << (size - 1).bit_length()
+    full = np.fft.irfft(np.fft.rfft(a, fast) * np.fft.rfft(b, fast), fast)
+    return np.maximum(full[:points], 0.0)  # FFT round-off can dip below 0
 
 
 def _convolution_power(pmf: np.ndarray, r: int, points: int) -> np.ndarray:
@@ -257,11 +257,6 @@ def _convolution_power(pmf: np.ndarray, r: int, points: int) -> np.ndarray:
 
 def _latency_cdf(latency) -> Callable[[np.ndarray], np.ndarray] | None:
     """The CDF (vectorised, ms) of the latencies ``latency.sample`` draws; None if unknown."""
-    if isinstance(latency, Constant) or (
-        isinstance(latency, Uniform) and latency.max_ms == latency.min_ms
-    ):
-        at_ms = latency.ms if isinstance(latency, Constant) else latency.min_ms
-        return lambda t: (t >= at_ms).astype(float)
     if isinstance(latency, Empirical):  # resampled uniformly: the empirical CDF
         values = np.sort(latency.values)  # the file's numbers
         return lambda t: np.searchsorted(values, t, side="right") / len(values)
@@ -271,17 +266,12 @@ def _latency_cdf(latency) -> Callable[[np.ndarray], np.ndarray] | None:
             return None
         weights = latency.weights
         return lambda t: sum(w * p(t) for w, p in zip(weights, parts, strict=True))  # type: ignore[misc]
-    if isinstance(latency, Pareto) and latency.cap_ms is not None:  # min(X, cap): an atom at cap
-        from scipy import stats
-
-        base, cap = stats.pareto(b=latency.alpha, scale=latency.scale_ms), latency.cap_ms
-        return lambda t: np.where(t >= cap, 1.0, base.cdf(t))
     try:
-        frozen = latency.to_scipy()
+        latency.cdf_ms(np.zeros(1))  # a closed form, scipy's, or ValueError where neither
     except ValueError:
         return None
     # A scipy dist is sampled as max(X, 0): its F(0) on the grid is that atom at 0 ms.
-    return frozen.cdf
+    return latency.cdf_ms
 
 
 def _latency_bound_ms(latency, tail: float) -> float | None:
@@ -295,10 +285,15 @@ def _latency_bound_ms(latency, tail: float) -> float | None:
     if isinstance(latency, Mixture):  # each component's bound holds, so their largest does
         each = [_latency_bound_ms(c, tail) for c in latency.components]
         return None if any(b is None for b in each) else max(each)  # type: ignore[type-var]
-    if isinstance(latency, Pareto) and latency.cap_ms is not None:
-        return latency.cap_ms
     try:
-        value = float(latency.to_scipy().isf(tail))
+        value = latency.exact_tail_ms(tail)
     except ValueError:
         return None
     return max(value, 0.0) if math.isfinite(value) else None
+
+
+def _betainc(a: float, b: float, x: np.ndarray) -> np.ndarray:
+    """The regularized incomplete beta (imported only where a fan-in needs k of n)."""
+    from scipy.special import betainc
+
+    return betainc(a, b, x)

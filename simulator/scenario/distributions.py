@@ -1,9 +1,11 @@
 """Latency distributions: one small validated model per ``dist``, all in milliseconds.
 
 Each class validates its parameters when the scenario is loaded, samples a numpy batch from a
-``numpy.random.Generator`` (``sample(rng, n)``), knows its analytic mean (``mean()``, ms), and
-where one exists gives the equivalent frozen ``scipy.stats`` distribution (``to_scipy()``) so
-that :mod:`simulator.analytic` can predict what the engine should measure.
+``numpy.random.Generator`` (``sample(rng, n)``), knows its analytic mean (``mean()``, ms), its
+CDF and upper quantiles (``cdf_ms``, ``exact_tail_ms``: closed forms where they exist, so a run's
+report imports no scipy.stats), and where one exists the equivalent frozen ``scipy.stats``
+distribution (``to_scipy()``), so that :mod:`simulator.analytic` can predict what the engine
+should measure.
 """
 
 from __future__ import annotations
@@ -64,6 +66,24 @@ class _Dist(BaseModel):
         """The equivalent frozen scipy.stats distribution (in ms); ValueError where none exists."""
         raise ValueError(f"no closed form for dist {self.dist!r}")  # type: ignore[attr-defined]
 
+    def cdf_ms(self, t_ms: np.ndarray) -> np.ndarray:
+        """``P(latency <= t)`` at each ``t_ms`` (a closed form where one exists, so that a run's
+        report need not import scipy.stats; else scipy's; ValueError where neither exists)."""
+        return self.to_scipy().cdf(t_ms)
+
+    def exact_tail_ms(self, p: float) -> float:
+        """The exact upper ``p`` quantile in ms (``tail_ms`` where that is exact, else
+        scipy's); ValueError where none is known."""
+        return float(self.to_scipy().isf(p))
+
+
+_ERF = np.frompyfunc(math.erf, 1, 1)
+
+
+def normal_cdf(z: np.ndarray) -> np.ndarray:
+    """The standard normal CDF, elementwise (math.erf: exact to double precision)."""
+    return 0.5 * (1.0 + _ERF(np.asarray(z, dtype=float) / math.sqrt(2.0)).astype(float))
+
 
 class Constant(_Dist):
     dist: Literal["constant"]
@@ -77,6 +97,12 @@ class Constant(_Dist):
 
     def tail_ms(self, p):
         return self.ms
+
+    def exact_tail_ms(self, p):
+        return self.ms
+
+    def cdf_ms(self, t_ms):
+        return (np.asarray(t_ms) >= self.ms).astype(float)
 
 
 class Exponential(_Dist):
@@ -96,6 +122,12 @@ class Exponential(_Dist):
 
     def tail_ms(self, p):
         return self.mean_ms * math.log(1.0 / p)
+
+    def exact_tail_ms(self, p):
+        return self.tail_ms(p)
+
+    def cdf_ms(self, t_ms):
+        return -np.expm1(-np.maximum(t_ms, 0.0) / self.mean_ms)
 
 
 class Lognormal(_Dist):
@@ -147,7 +179,16 @@ class Lognormal(_Dist):
 
     def tail_ms(self, p):
         mu, sigma = self.mu_sigma
-        return math.exp(mu + sigma * statistics.NormalDist().inv_cdf(1.0 - p))
+        return math.exp(mu - sigma * statistics.NormalDist().inv_cdf(p))  # exact for tiny p
+
+    def exact_tail_ms(self, p):
+        return self.tail_ms(p)
+
+    def cdf_ms(self, t_ms):
+        mu, sigma = self.mu_sigma
+        with np.errstate(divide="ignore"):
+            z = (np.log(np.maximum(t_ms, 0.0)) - mu) / sigma
+        return normal_cdf(z)
 
     def to_scipy(self):
         from scipy import stats
@@ -180,6 +221,12 @@ class Gamma(_Dist):
     def mean(self):
         return self.mean_ms
 
+    def cdf_ms(self, t_ms):
+        from scipy.special import gammainc  # lighter than scipy.stats
+
+        shape = 1 / self.cv**2
+        return gammainc(shape, np.maximum(t_ms, 0.0) * shape / self.mean_ms)
+
 
 class Weibull(_Dist):
     dist: Literal["weibull"]
@@ -194,6 +241,12 @@ class Weibull(_Dist):
 
     def tail_ms(self, p):
         return self.scale_ms * math.log(1.0 / p) ** (1.0 / self.shape)
+
+    def exact_tail_ms(self, p):
+        return self.tail_ms(p)
+
+    def cdf_ms(self, t_ms):
+        return -np.expm1(-((np.maximum(t_ms, 0.0) / self.scale_ms) ** self.shape))
 
     def to_scipy(self):
         from scipy import stats
@@ -227,6 +280,15 @@ class Pareto(_Dist):
         except OverflowError:
             x = math.inf
         return x if self.cap_ms is None else min(x, self.cap_ms)
+
+    def exact_tail_ms(self, p):
+        return self.tail_ms(p)
+
+    def cdf_ms(self, t_ms):
+        t = np.asarray(t_ms, dtype=float)
+        with np.errstate(divide="ignore", over="ignore"):
+            below = 1.0 - (self.scale_ms / np.maximum(t, self.scale_ms)) ** self.alpha
+        return below if self.cap_ms is None else np.where(t >= self.cap_ms, 1.0, below)
 
     def mean(self):
         a, m = self.alpha, self.scale_ms
@@ -263,6 +325,14 @@ class Uniform(_Dist):
 
     def tail_ms(self, p):
         return self.max_ms
+
+    def exact_tail_ms(self, p):
+        return self.max_ms - p * (self.max_ms - self.min_ms)
+
+    def cdf_ms(self, t_ms):
+        if self.max_ms == self.min_ms:
+            return (np.asarray(t_ms) >= self.min_ms).astype(float)
+        return np.clip((np.asarray(t_ms) - self.min_ms) / (self.max_ms - self.min_ms), 0.0, 1.0)
 
     def to_scipy(self):
         from scipy import stats
