@@ -31,6 +31,17 @@ class Stream:
             buf.extend(self._sample(self._rng, _BATCH)[::-1].tolist())
         return buf.pop()
 
+    def take(self, n: int) -> np.ndarray:
+        """``n`` draws at once (what is buffered first, in the order ``__call__`` gives it)."""
+        buf = self._buf
+        if not buf:
+            return self._sample(self._rng, n)
+        first = np.array(buf[::-1][:n])
+        del buf[max(len(buf) - n, 0) :]
+        if len(first) == n:
+            return first
+        return np.concatenate([first, self._sample(self._rng, n - len(first))])
+
 
 def _uniform(rng: np.random.Generator, n: int) -> np.ndarray:
     return rng.random(n)
