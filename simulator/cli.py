@@ -355,6 +355,7 @@ def sweep(
     from .experiments.sweep import sweep as run_sweep
     from .results.outdir import locked_dir
 
+    out_dir = out
     try:
         scenario = _load(file, parse_sets(set_ or []), duration=duration)
         axes = parse_grid(grid)
@@ -368,7 +369,7 @@ def sweep(
     except ScenarioError as e:
         _fail(e)
     except OSError as e:
-        _fail(ScenarioError.single(str(out), f"cannot write the sweep: {e.strerror}"))
+        _fail(ScenarioError.single(str(out_dir), f"cannot write the sweep: {e.strerror}"))
     if not quiet:
         before = table.attrs.get("runs_done_before", 0)
         kept = f" ({before} already done, kept)" if before else ""
@@ -429,6 +430,7 @@ def plan(
             typer.echo(f"  {find} = {probe.value:<10,g} {v.outcome:<9} ({len(probe.rows)} runs) "
                        f"{v.reason}")  # fmt: skip
 
+    out_dir = out
     try:
         scenario = _load(file, parse_sets(set_ or []), duration=duration)
         out_dir = out or Path("reports") / f"{scenario.name}-plan"
@@ -444,7 +446,7 @@ def plan(
     except ScenarioError as e:
         _fail(e)
     except OSError as e:
-        _fail(ScenarioError.single(str(out), f"cannot write the plan: {e.strerror}"))
+        _fail(ScenarioError.single(str(out_dir), f"cannot write the plan: {e.strerror}"))
     typer.echo(answer.describe())
     for line in (headroom_line(doc), answer.limited_by and f"closest failing probe: "
                  f"{answer.limited_by}", *answer.notes):  # fmt: skip

@@ -45,20 +45,22 @@ def test_slo_terms_parse_with_their_units():
     """Latencies in ms (s converted), shares as fractions (% converted), dotted figures."""
     terms = parse_slo("p99<=200ms, p999<1s,error_rate<=0.1%,services.db.utilization<=0.8")
     assert [(t.metric, t.op, t.threshold) for t in terms] == [
-        ("p99", "<=", 200.0), ("p999", "<=", 1000.0), ("error_rate", "<=", 0.001),
+        ("p99", "<=", 200.0), ("p999", "<", 1000.0), ("error_rate", "<=", 0.001),
         ("services.db.utilization", "<=", 0.8),
     ]  # fmt: skip
     assert parse_slo("throughput_rps>=100")[0].op == ">="
     with pytest.raises(ScenarioError, match="--slo thruput>=1: the summary has no figure"):
         judge(rows([1, 1]), parse_slo("thruput>=1"), 0.95)
     assert parse_slo("p99<=150")[0].threshold == 150.0  # ms by default
+    assert parse_slo("latency_ok_ms.p99<=0.2s")[0].threshold == 200.0  # a *_ms figure: ms or s
 
 
 @pytest.mark.parametrize(
     "text, words",
     [("p99=200ms", "expected METRIC<=VALUE"), ("p98<=1s", "unknown metric"),
      ("p99<=200%", "unit '%' does not fit p99"), ("error_rate<=1ms", "does not fit"),
-     ("p99<=", "expected METRIC")],
+     ("p99<=", "expected METRIC"), ("error_rate<=5", "did you mean 5%"),
+     ("utilization<=120%", "a share is between 0 and 1")],
 )  # fmt: skip
 def test_a_bad_slo_is_one_line_naming_the_term(text, words):
     with pytest.raises(ScenarioError, match=words) as caught:
@@ -81,6 +83,17 @@ def rows(p99s, unstable=False, util=0.5):
 def test_a_point_passes_only_when_its_whole_interval_is_under_the_line(p99s, outcome):
     """Student-t intervals at the stated confidence decide; one run decides nothing."""
     assert judge(rows(p99s), parse_slo("p99<=200ms"), 0.95).outcome == outcome
+
+
+def test_a_strict_comparison_fails_a_figure_on_the_line():
+    assert judge(rows([10.0, 10.0]), parse_slo("p99<=10ms"), 0.95).outcome == "pass"
+    assert judge(rows([10.0, 10.0]), parse_slo("p99<10ms"), 0.95).outcome == "fail"
+    assert judge(rows([10.0, 10.0]), parse_slo("p99>10ms"), 0.95).outcome == "fail"
+
+
+def test_a_figure_that_is_not_a_number_is_one_line():
+    with pytest.raises(ScenarioError, match="--slo scenario<=1: scenario is not a number"):
+        judge([{"scenario": "mm1", "unstable": False}], parse_slo("scenario<=1"), 0.95)
 
 
 def test_the_interval_is_student_t_at_the_confidence_asked():
@@ -164,6 +177,30 @@ def test_without_worker_limits_the_rate_does_not_bind(tmp_path):
     assert "no service has a worker limit" in answer.notes[0]
 
 
+def test_a_value_the_scenario_refuses_ends_the_range(tmp_path):
+    """Fan-out 8 needing 4 answers: halving reaches fan-out 2, which cannot give 4, so the
+    search stops there and says why, instead of failing the whole plan."""
+    scenario = mm1(tmp_path, duration=2).with_overrides(
+        {"request.steps.0.fanout": 8, "request.steps.0.require": 4}
+    )
+    answer = plan(scenario, "p99<=1ms", "request.steps.0.fanout")
+    assert answer.status == "none_pass" and [p.value for p in answer.probes] == [8, 4]
+    assert "request.steps.0.fanout=2 is not a valid value" in " ".join(answer.notes)
+
+
+def test_the_goal_of_a_key_that_is_neither_load_nor_capacity_must_be_given(tmp_path):
+    with pytest.raises(ScenarioError, match="--goal largest"):
+        plan(mm1(tmp_path), "p99<=200ms", "services.server.latency.mean_ms")
+
+
+def test_the_probe_limit_is_reported_as_such(tmp_path):
+    answer = plan(mm1(tmp_path, duration=5), "p99<=200ms", max_probes=2)
+    assert answer.status == "probe_limit" and len(answer.probes) == 2
+    assert "stopped after 2 probes" in answer.notes[0]
+    with pytest.raises(ScenarioError, match="--max-probes: must be an integer >= 2"):
+        plan(mm1(tmp_path), "p99<=200ms", max_probes=1)
+
+
 def test_an_slo_nothing_meets_says_so(tmp_path):
     """An Exp(10 ms) service cannot answer 99% within 1 ms at any rate."""
     answer = plan(mm1(tmp_path, duration=5, rps=50), "p99<=1ms", "workload.rps")
@@ -187,16 +224,26 @@ def test_a_plan_is_the_same_on_one_or_two_workers_and_reuses_its_runs(tmp_path):
     assert saved["value"] == one.value and len(saved["probes"]) == len(one.probes)
 
 
+def hold_lock(path, seconds: float = 30.0):
+    """Another process holding ``path``'s lock, as a second fansim would."""
+    import subprocess
+    import sys
+
+    code = ("import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
+            "fcntl.lockf(fd, fcntl.LOCK_EX); print('held', flush=True); "
+            f"time.sleep({seconds})")  # fmt: skip
+    holder = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE,
+                              text=True)  # fmt: skip
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
 def test_a_directory_in_use_is_refused_at_once(tmp_path):
     """A second plan or sweep into a directory another fansim holds stops before any run."""
-    import fcntl
-    import os
-
     from simulator import sweep
 
     (tmp_path / "busy").mkdir()
-    fd = os.open(tmp_path / ".busy.lock", os.O_RDWR | os.O_CREAT)
-    fcntl.flock(fd, fcntl.LOCK_EX)  # as the other fansim's lock
+    holder = hold_lock(tmp_path / ".busy.lock")
     try:
         scenario = mm1(tmp_path, duration=5)
         with pytest.raises(ScenarioError, match="another fansim is writing"):
@@ -204,8 +251,34 @@ def test_a_directory_in_use_is_refused_at_once(tmp_path):
         with pytest.raises(ScenarioError, match="another fansim is writing"):
             sweep(scenario, {"workload.rps": [10]}, out_dir=tmp_path / "busy")
     finally:
-        os.close(fd)
+        holder.kill()
     assert list((tmp_path / "busy").iterdir()) == []
+
+
+def test_workers_left_by_a_killed_fansim_do_not_keep_the_lock(tmp_path):
+    """A process that forked workers while holding a directory, then died, leaves the
+    directory free: the workers do not inherit the lock (lockf, not flock)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from simulator.results.outdir import locked_dir
+
+    code = ("import os, sys, time; from simulator.results.outdir import locked_dir\n"
+            "with locked_dir(sys.argv[1]):\n"
+            "    pid = os.fork()\n"
+            "    if pid == 0:\n        os.close(1)\n        os.close(2)\n"
+            "        time.sleep(60)\n        os._exit(0)\n"
+            "    print(pid, flush=True)\n    os._exit(9)\n")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    orphan = int(done.stdout.strip())
+    try:
+        with locked_dir(tmp_path / "out"):  # free although the orphan still runs
+            os.kill(orphan, 0)
+    finally:
+        os.kill(orphan, signal.SIGKILL)
 
 
 # --- the command ---------------------------------------------------------------------------

@@ -83,6 +83,17 @@ def test_a_sweep_resumes_where_it_stopped(small, tmp_path):
     assert (tmp_path / "results.csv").read_text() == csv
 
 
+def test_kept_runs_take_the_point_numbers_of_the_sweep_that_reuses_them(small, tmp_path):
+    """Another grid over the same directory reuses the runs it shares, renumbered."""
+    sweep(small, {"request.steps.0.fanout": [1, 2]}, replications=1, workers=1, out_dir=tmp_path)
+    again = sweep(small, {"request.steps.0.fanout": [2, 1]}, replications=1, workers=1,
+                  out_dir=tmp_path)  # fmt: skip
+    assert again.attrs["runs_done_before"] == 2
+    assert list(again["point"]) == [0, 1]
+    assert list(again["grid.request.steps.0.fanout"]) == [2, 1]
+    assert list(again["amplification.nominal_ops_per_request"]) == [4, 2]
+
+
 def test_cli_sweep_writes_tables_and_refuses_bad_points(tmp_path):
     """fansim sweep writes results.csv and results.parquet; a grid value the scenario refuses
     is one line naming the --grid, exit 2."""

@@ -84,6 +84,14 @@ def run_row(run: Run) -> Row:
     return row | flatten(summary)
 
 
+def restamp(row: Row, run: Run) -> Row:
+    """A kept row as this run's: the same figures (its key is its scenario and seed), the
+    point index and ``grid.*`` columns of the sweep or plan that asks for it now."""
+    head = {"point": run.point, "replication": run.replication, "seed": run.seed}
+    head |= {f"grid.{k}": v for k, v in run.overrides.items()}
+    return head | {k: v for k, v in row.items() if k not in head and not k.startswith("grid.")}
+
+
 def run_rows(runs: list[Run]) -> list[Row]:
     """Several runs in one task: a cluster's per-task overhead is paid once for them."""
     return [run_row(run) for run in runs]
@@ -124,7 +132,7 @@ class Runner:
         for i, run in enumerate(runs):
             path = self.rows_dir / f"{run.key}.json" if self.rows_dir is not None else None
             if path is not None and path.is_file():
-                rows[i] = json.loads(path.read_text())
+                rows[i] = restamp(json.loads(path.read_text()), run)
             else:
                 todo.append((i, run, path))
         self.kept += len(rows)
@@ -161,11 +169,16 @@ class Runner:
         batches: dict[int, list] = {}
         for i, run, path in todo:
             batches.setdefault(run.point, []).append((i, run, path))
-        with self._client.get_executor() as pool:
+        pool = self._client.get_executor()
+        try:
             futures = {pool.submit(run_rows, [r for _, r, _ in b]): b for b in batches.values()}
             for future in as_completed(futures):
                 for (i, _, path), row in zip(futures[future], future.result(), strict=True):
                     keep(i, row, path)
+        except BaseException:  # Ctrl-C: cancel what is still running, keep what finished
+            pool.shutdown(wait=False)
+            raise
+        pool.shutdown()
 
 
 def connect(address: str):

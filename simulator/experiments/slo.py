@@ -1,8 +1,7 @@
 """Service-level objectives (``--slo "p99<=200ms,error_rate<=0.1%"``) and the confidence
 decision at one point: does it meet them, fail them, or can its replications not tell yet?
 
-A term is ``METRIC OP VALUE[UNIT]``, ``OP`` one of ``<=``, ``<``, ``>=``, ``>`` (a strict
-comparison is judged as its non-strict one: a mean is never exactly on the line). Metrics:
+A term is ``METRIC OP VALUE[UNIT]``, ``OP`` one of ``<=``, ``<``, ``>=``, ``>``. Metrics:
 
 * ``p50``, ``p90``, ``p95``, ``p99``, ``p999``, ``mean``, ``max``: request latency over every
   request (``latency_ms``); unit ``ms`` (the default) or ``s``;
@@ -10,16 +9,18 @@ comparison is judged as its non-strict one: a mean is never exactly on the line)
   fraction;
 * ``utilization``: the busiest service's utilization (of those with a worker limit); ``%`` or a
   fraction;
-* any figure of the flat row by its (dotted) name (``latency_ok_ms.p99``,
-  ``services.db.utilization``, ``throughput_rps``), in its own unit; a name the summary does
-  not have is reported after the first probe's runs.
+* any number of the flat row by its (dotted) name (``latency_ok_ms.p99``,
+  ``services.db.utilization``, ``throughput_rps``), in its own unit (``ms`` or ``s`` for a
+  name with ``_ms`` in it); a name the summary does not have is reported after the first
+  probe's runs. Shares are fractions: ``error_rate<=5`` (500%) is refused.
 
 Judging a point from its ``n`` replications: each term's mean ± the Student-t half-width at the
 confidence asked. A point passes when every term's whole interval is on the right side of its
 threshold, fails when some term's whole interval is on the wrong side, and is undecided
-otherwise. A point whose run carries an ``unstable`` warning (a service at or above 95% busy or
-past its capacity, a queue still growing) fails whatever its figures: its tail grows with the
-run's length, so no figure of it is a steady-state answer.
+otherwise (a strict ``<`` fails a figure exactly on the line, ``<=`` passes it). A point whose
+run carries an ``unstable`` warning (a service at or above 95% busy or past its capacity, a queue
+still growing) fails whatever its figures: its tail grows with the run's length, so no figure of
+it is a steady-state answer.
 """
 
 from __future__ import annotations
@@ -47,13 +48,15 @@ class Term:
     latencies, a fraction for shares, the figure's own unit otherwise)."""
 
     metric: str
-    op: str  # "<=" or ">="
+    op: str  # "<=", "<", ">=" or ">"
     threshold: float
     text: str  # as the user wrote it, for messages
 
     @property
     def unit(self) -> str:
-        return "ms" if self.metric in LATENCY else ""
+        """``ms`` for a latency, ``%`` for a share (its threshold still a fraction), else
+        empty."""
+        return {"latency": "ms", "share": "%"}.get(kind_of(self.metric), "")
 
     def as_dict(self) -> dict[str, Any]:
         """As ``plan.json`` records it (``threshold`` in ms, or as a fraction for a share)."""
@@ -70,13 +73,16 @@ class Term:
             return lost / arrived if arrived > 0 else math.nan
         if self.metric == "utilization":
             return busiest(row)[1]
-        return _number(row.get(self.metric))
+        value = row.get(self.metric)
+        if isinstance(value, str):
+            raise ScenarioError.single(f"--slo {self.text}", f"{self.metric} is not a number")
+        return _number(value)
 
     def show(self, value: float) -> str:
         """``value`` in this term's unit, as a planner reads it."""
         if math.isnan(value):
             return "n/a"
-        if self.metric in SHARES:
+        if self.unit == "%":
             return f"{value:.2%}"
         if self.unit == "ms":
             return f"{value:,.1f} ms"
@@ -95,7 +101,7 @@ def parse_slo(text: str, where: str = "--slo") -> list[Term]:
                 "expected METRIC<=VALUE, e.g. p99<=200ms, p999<=1s, error_rate<=0.1%",
             )
         metric, op, number, unit = match.groups()
-        kind = "latency" if metric in LATENCY else "share" if metric in SHARES else "figure"
+        kind = kind_of(metric)
         if kind == "figure" and re.fullmatch(r"p\d+", metric):
             known = ", ".join((*LATENCY, *SHARES))
             raise ScenarioError.single(
@@ -111,8 +117,20 @@ def parse_slo(text: str, where: str = "--slo") -> list[Term]:
             threshold = float(number) * _UNITS[kind][unit]
         except ValueError:
             raise ScenarioError.single(f"{where} {part.strip()}", "not a number") from None
-        terms.append(Term(metric, "<=" if op.startswith("<") else ">=", threshold, part.strip()))
+        if kind == "share" and not 0 <= threshold <= 1:
+            raise ScenarioError.single(
+                f"{where} {part.strip()}",
+                f"a share is between 0 and 1 (or 0% and 100%): did you mean {number}%?",
+            )
+        terms.append(Term(metric, op, threshold, part.strip()))
     return terms
+
+
+def kind_of(metric: str) -> str:
+    """``latency`` (ms), ``share`` (a fraction) or ``figure`` (its own unit)."""
+    if metric in LATENCY or metric.endswith("_ms") or "_ms." in metric:
+        return "latency"
+    return "share" if metric in SHARES else "figure"
 
 
 @dataclass(frozen=True)
@@ -148,6 +166,11 @@ def judge(rows: Sequence[Row], terms: Sequence[Term], confidence: float) -> Verd
                 f"--slo {term.text}",
                 f"the summary has no figure {term.metric!r} (see results.csv for the names)",
             )
+        if "utilization" in term.metric and all(math.isnan(term.value(r)) for r in rows):
+            raise ScenarioError.single(
+                f"--slo {term.text}",
+                "no run has this utilization: it needs a service with a worker limit",
+            )
     unstable = sum(bool(row.get("unstable")) for row in rows)
     figures = tuple(_figure(term, [term.value(r) for r in rows], confidence) for term in terms)
     if unstable:
@@ -165,6 +188,8 @@ def judge(rows: Sequence[Row], terms: Sequence[Term], confidence: float) -> Verd
 
 
 def _figure(term: Term, values: list[float], confidence: float) -> Figure:
+    """One term's mean over ``values`` (one per run), its half-width at ``confidence``
+    (Student-t, two-sided), and what they say against the threshold."""
     finite = [v for v in values if not math.isnan(v)]
     if len(finite) < len(values) or not finite:
         return Figure(term, _mean(finite), math.nan, "undecided")
@@ -179,10 +204,13 @@ def _figure(term: Term, values: list[float], confidence: float) -> Figure:
         half = t * sd / math.sqrt(len(finite))
     if math.isnan(half):
         return Figure(term, mean, half, "undecided")
-    sign = 1.0 if term.op == "<=" else -1.0  # "<=": pass when the whole interval is below
-    if sign * (mean + sign * half - term.threshold) <= 0:
+    # "<": pass when the whole interval is below the line; fail when it is all at or above
+    high, low, line = mean + half, mean - half, term.threshold
+    passes = {"<=": high <= line, "<": high < line, ">=": low >= line, ">": low > line}
+    fails = {"<=": low > line, "<": low >= line, ">=": high < line, ">": high <= line}
+    if passes[term.op]:
         return Figure(term, mean, half, "pass")
-    if sign * (mean - sign * half - term.threshold) > 0:
+    if fails[term.op]:
         return Figure(term, mean, half, "fail")
     return Figure(term, mean, half, "undecided")
 

@@ -10,6 +10,7 @@ repeated sweep runs only the missing ones; ``results.csv`` and ``results.parquet
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -58,7 +59,8 @@ def sweep(
             runs.append(Run(index, r, seed, point, data, scenario.source))
     with locked_dir(out_dir) as rows_parent:
         rows_dir = rows_parent / ROWS_DIR if rows_parent is not None else None
-        with Runner(workers, cluster, rows_dir) as runner:
+        processes = min(workers or os.cpu_count() or 1, max(len(runs), 1))
+        with Runner(processes, cluster, rows_dir) as runner:
             frame = pd.DataFrame(runner.run(runs, progress))
         frame.attrs["runs_done_before"] = runner.kept
         if out_dir is not None:

@@ -18,7 +18,6 @@ from .html import environment
 REPORT_FILENAME = "report.html"
 KNEE_FILENAME = "knee.png"
 TEMPLATE_NAME = "plan.html.j2"
-SHARES = ("error_rate", "utilization")
 OUTCOME_STYLE = {  # outcome: (marker, colour, legend)
     "pass": ("o", "tab:green", "meets the SLO"),
     "fail": ("s", "tab:red", "fails it"),
@@ -35,7 +34,7 @@ def knee_chart(plan: Mapping[str, Any]) -> Chart:
     lo, hi = plan["interval"]
     for ax, term in zip(axes, terms, strict=True):
         metric = term["metric"]
-        scale = 100.0 if metric in SHARES else 1.0
+        scale = 100.0 if term.get("unit") == "%" else 1.0
         threshold = term["threshold"] * scale
         xs = [p["value"] for p in probes]
         means = [_get(p, metric, "mean") * scale for p in probes]
@@ -64,7 +63,7 @@ def knee_chart(plan: Mapping[str, Any]) -> Chart:
             ax.axvline(plan["value"], color="tab:orange", lw=1.5, label="answer")
         if top is not None:
             ax.set_ylim(top=top * 1.05)
-        unit = "%" if metric in SHARES else term.get("unit") or ""
+        unit = term.get("unit") or ""
         ax.set_ylabel(f"{metric} ({unit})" if unit else metric)
         side_legend(ax)
     axes[-1].set_xlabel(plan["find"])
@@ -86,9 +85,10 @@ def headroom_line(plan: Mapping[str, Any]) -> str | None:
     if not h:
         return None
     return (
-        f"At the answer the busiest service, {h['service']}, is {fmt_pct(h['utilization'])} "
-        f"busy at {fmt_num(h['offered_rps'])} requests/s; it reaches capacity at about "
-        f"{fmt_num(h['capacity_rps'])} requests/s ({fmt_pct(h['headroom'])} headroom)."
+        f"At the answer ({fmt_num(plan['value'])}) the busiest service, {h['service']}, is "
+        f"{fmt_pct(h['utilization'])} busy, with {fmt_num(h['measured_rps'])} requests/s "
+        f"arriving (measured); it reaches capacity at about {fmt_num(h['capacity_rps'])} "
+        f"requests/s ({fmt_pct(h['headroom'])} headroom)."
     )
 
 

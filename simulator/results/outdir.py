@@ -76,6 +76,7 @@ def locked_dir(target: Path | str | None) -> Iterator[Path | None]:
         yield target
         return
     with _holding_lock(real):
+        created = not target.exists()
         try:
             target.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -85,6 +86,9 @@ def locked_dir(target: Path | str | None) -> Iterator[Path | None]:
             yield target
         finally:
             _HELD.discard(real)
+            if created:  # a sweep or plan that failed before writing leaves no empty directory
+                with contextlib.suppress(OSError):
+                    target.rmdir()
 
 
 _HELD: set[Path] = set()  # the directories this process holds through locked_dir
@@ -158,11 +162,15 @@ def _carry_over(target: Path, stage: Path, markers: Sequence[str]) -> None:
 
 
 def _lock(fd: int, target: Path) -> None:
+    """A POSIX record lock (``lockf``), not ``flock``: a process pool forked while it is held
+    does not inherit it, so workers left behind by a killed run cannot keep the directory."""
     import fcntl
 
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        if e.errno not in (errno.EACCES, errno.EAGAIN):
+            raise ScenarioError.single(str(target), f"cannot lock it: {e.strerror}") from None
         raise ScenarioError.single(
             str(target), "another fansim is writing this directory now; wait for it or use --out"
         ) from None

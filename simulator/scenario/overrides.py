@@ -46,7 +46,7 @@ def apply_overrides(
                 key: Any = int(part)
                 i += 1
             elif isinstance(node, dict):
-                key, i = _longest_key(node, parts, i)
+                key, i = longest_key(node, parts, i)
                 if key is None:
                     if i < len(parts) - 1:
                         raise ScenarioError.single(
@@ -66,7 +66,7 @@ def apply_overrides(
     return data, paths
 
 
-def _longest_key(node: dict, parts: list[str], i: int) -> tuple[str | None, int]:
+def longest_key(node: dict, parts: list[str], i: int) -> tuple[str | None, int]:
     """The longest ``parts[i:j]`` joined by dots that is a key of ``node``, and ``j``."""
     for j in range(len(parts), i, -1):
         key = ".".join(parts[i:j])
