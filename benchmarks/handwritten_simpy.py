@@ -5,6 +5,10 @@ afternoon. One process per request, one per service call, one per DB call; the r
 for its fan-out with ``env.all_of``; one ``random.Random`` draw per sample (stdlib
 ``lognormvariate`` / ``expovariate``). Simulated time is in milliseconds.
 
+With ``--workers W --instances I`` each service instance is a ``simpy.Resource`` of ``W``
+workers, chosen round robin, and a call holds its worker through its DB calls (as fansim's
+services do); ``--db-workers W`` puts the database behind one ``simpy.Resource`` too.
+
 Arrivals stop at warm-up + duration, then the model drains (every request that arrived gets
 its answer), like fansim. The measured window is the requests that *arrived* in
 [warm-up, warm-up + duration). Prints one JSON line: request and DB-op counts over the whole
@@ -40,6 +44,9 @@ def main() -> None:
     ap.add_argument("--svc", type=float, nargs=2, default=(2.0, 10.0), metavar=("P50", "P99"))
     ap.add_argument("--db", type=float, nargs=2, default=(1.0, 8.0), metavar=("P50", "P99"))
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=0, help="workers per service instance")
+    ap.add_argument("--instances", type=int, default=1, help="service instances")
+    ap.add_argument("--db-workers", type=int, default=0, help="database workers")
     a = ap.parse_args()
 
     rng = random.Random(a.seed)
@@ -53,14 +60,32 @@ def main() -> None:
     stats = {"requests": 0, "db_ops": 0, "service_calls": 0}
     window_latencies: list[float] = []
 
+    pools = [simpy.Resource(env, a.workers) for _ in range(a.instances)] if a.workers else []
+    db_pool = simpy.Resource(env, a.db_workers) if a.db_workers else None
+    next_instance = [0]
+
     def db_call(env):
-        yield env.timeout(rng.lognormvariate(db_mu, db_sigma))
+        if db_pool is None:
+            yield env.timeout(rng.lognormvariate(db_mu, db_sigma))
+        else:
+            with db_pool.request() as worker:
+                yield worker
+                yield env.timeout(rng.lognormvariate(db_mu, db_sigma))
         stats["db_ops"] += 1
 
-    def service_call(env):
+    def service_work(env):
         yield env.timeout(rng.lognormvariate(svc_mu, svc_sigma))
         for _ in range(a.repeat):
             yield env.process(db_call(env))
+
+    def service_call(env):
+        if pools:
+            next_instance[0] = (next_instance[0] + 1) % len(pools)
+            with pools[next_instance[0]].request() as worker:
+                yield worker
+                yield from service_work(env)
+        else:
+            yield from service_work(env)
         stats["service_calls"] += 1
 
     def request(env):

@@ -6,7 +6,8 @@
 * ``sweep``: ``sweep()``, the points × replications in parallel, with common random numbers
   (replication ``r`` has the same seed at every point), resumable;
 * ``slo``: ``--slo`` terms and the confidence decision at one point;
-* ``plan``: ``plan()``, bracket-and-bisect goal-seeking of one key under an SLO.
+* ``search``: the bracket-and-bisect search, which value to probe next and each probe's runs;
+* ``plan``: ``plan()``, goal-seeking one key under an SLO, and its answer (``Plan``).
 
 It reads scenarios and runs them through ``simulator.results``; it never reads the engine's
 internals, and reports read its rows.
