@@ -13,9 +13,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from simpy.events import Timeout
-
 from ..scenario.model import Step
+from .clock import timer
 
 if TYPE_CHECKING:
     from .services import Svc
@@ -143,8 +142,7 @@ class Flow:
         self.i += 1
         if free:  # contention-free steps in a row: one timeout for all of them
             d, ok = sim.run_free(steps, sim.env.now, self.rec)
-            ev = Timeout(sim.env, d)
-            ev.callbacks.append(self.advance if ok else self._fail)
+            timer(self.advance if ok else self._fail, sim.env, d)
             return
         step = self.step = steps
         self.items = []
@@ -178,8 +176,7 @@ class Flow:
         """Under a request deadline, stop waiting for the current step when it comes."""
         if self.deadline < INF and not self.cancelled:
             env = self.sim.env
-            ev = Timeout(env, max(0.0, self.deadline - env.now), self.i)
-            ev.callbacks.append(self._past_deadline)
+            timer(self._past_deadline, env, max(0.0, self.deadline - env.now), self.i)
 
     def _past_deadline(self, event) -> None:
         """The request's deadline: stop waiting for this step (if it is still the current one)."""
@@ -194,8 +191,7 @@ class Flow:
             items.append(step.policy.slot(self, svc, shard, fanin))
         elif svc.free and not self.event_mode:
             d, ok = sim.free_call(svc, sim.env.now, self.rec)
-            ev = Timeout(sim.env, d, ok)
-            ev.callbacks.append(lambda e, f=fanin: f.answer(e._value, FAILED))
+            timer(lambda e, f=fanin: f.answer(e._value, FAILED), sim.env, d, ok)
         else:
             call = sim.send(svc, shard, self.rec, fanin, self.kind, self.up, self.event_mode, step,
                             self.deadline)  # fmt: skip

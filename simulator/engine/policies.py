@@ -40,8 +40,8 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 import numpy as np
-from simpy.events import Timeout
 
+from .clock import timer
 from .flows import DONE, FAILED, FIRST, HEDGE, INF, OK, REJECTED, RETRY
 
 if TYPE_CHECKING:
@@ -253,16 +253,14 @@ class Slot:
             self.first = call
         spec = policy.spec
         if spec.timeout_ms is not None:
-            ev = Timeout(sim.env, spec.timeout_ms, call)
-            ev.callbacks.append(self._timed_out)
+            timer(self._timed_out, sim.env, spec.timeout_ms, call)
         if kind == FIRST:
             self._arm_hedge()
 
     def _arm_hedge(self) -> None:
         hedge, delay = self.policy.spec.hedge, self.policy.hedge_delay_ms
         if hedge is not None and delay is not None and delay < INF and self.hedges < hedge.max:
-            ev = Timeout(self.policy.sim.env, delay)
-            ev.callbacks.append(self._hedge)
+            timer(self._hedge, self.policy.sim.env, delay)
 
     def _hedge(self, _event) -> None:
         if self.done or self.flow.cancelled:
@@ -322,8 +320,7 @@ class Slot:
             # always through a timer, also with no backoff: an attempt refused at once
             # (queue full, breaker open) retries from the event loop, not by recursion
             self.retrying = True
-            ev = Timeout(sim.env, policy.backoff_ms(self.retries), RETRY)
-            ev.callbacks.append(self._retry)
+            timer(self._retry, sim.env, policy.backoff_ms(self.retries), RETRY)
             return
         self._finish(False, cause)
 

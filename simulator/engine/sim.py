@@ -26,11 +26,11 @@ from collections.abc import Callable
 
 import numpy as np
 import simpy
-from simpy.events import Timeout
 
 from ..scenario.arrivals import arrival_times_s
 from ..scenario.model import Scenario, Step
 from . import batch
+from .clock import timer
 from .flows import (
     ADMITTED,
     CANCELLED,
@@ -232,22 +232,18 @@ class Sim:
             svc.ops_by_kind[call.kind] += 1
         d = svc.draw()
         if svc.error_rate and svc.draw_u() < svc.error_rate:
-            ev = Timeout(self.env, d, call)
-            ev.callbacks.append(self._failed)
+            timer(self._failed, self.env, d, call)
         elif not svc.segments:
-            ev = Timeout(self.env, d, call)
-            ev.callbacks.append(self._succeeded)
+            timer(self._succeeded, self.env, d, call)
         elif not call.event_mode and len(svc.segments) == 1 and svc.segments[0][0]:
             sub, ok = self.run_free(svc.plan, now + d, call.rec)  # all downstream free
-            ev = Timeout(self.env, d + sub, call)
-            ev.callbacks.append(self._succeeded if ok else self._failed)
+            timer(self._succeeded if ok else self._failed, self.env, d + sub, call)
         else:
             segments = svc.event_segments if call.event_mode else svc.segments
             flow = Flow(self, segments, call.rec, lambda ok, cause: self._end(call, ok, cause),
                         call, call.kind, call.event_mode, call.deadline)  # fmt: skip
             call.flow = flow
-            ev = Timeout(self.env, d)
-            ev.callbacks.append(flow.advance)
+            timer(flow.advance, self.env, d)
 
     def _succeeded(self, event) -> None:
         self._end(event._value, True, OK)
@@ -336,8 +332,7 @@ class Sim:
         i = event._value
         times = self.arrivals_ms
         if i + 1 < len(times):
-            ev = Timeout(self.env, times[i + 1] - times[i], i + 1)
-            ev.callbacks.append(self._arrive)
+            timer(self._arrive, self.env, times[i + 1] - times[i], i + 1)
         t0 = self.env.now
         rec = self.warmup_ms <= t0 < self.end_ms
         if self.root_free:
@@ -348,8 +343,7 @@ class Sim:
         deadline = self.deadline_ms
         request = Request(self, t0, rec, self.segments, deadline)
         if deadline is not None:
-            ev = Timeout(self.env, deadline)
-            ev.callbacks.append(request.deadline)
+            timer(request.deadline, self.env, deadline)
         request.flow.advance()
 
     def _arrive_block(self, event) -> None:
@@ -364,8 +358,7 @@ class Sim:
         batch.extend(self.req_ms, d, "f8")
         batch.extend(self.req_outcome, np.where(ok, OK, FAILED), "i1")
         if hi < len(times):
-            nxt = Timeout(self.env, times[hi] - self.env.now, int(times[hi] // 1000.0))
-            nxt.callbacks.append(self._arrive_block)
+            timer(self._arrive_block, self.env, times[hi] - self.env.now, int(times[hi] // 1000.0))
 
     def record(self, t0: float, latency_ms: float, outcome: int) -> None:
         self.req_t0.append(t0)
@@ -378,27 +371,22 @@ class Sim:
         self.snapshots.append((now, [s.areas(now) for s in self.contended]))
         after = now >= self.end_ms and not self.outstanding
         if not (after and not any(s.busy or s.queued for s in self.contended)):
-            nxt = Timeout(self.env, 1000.0)
-            nxt.callbacks.append(self._sample_queues)
+            timer(self._sample_queues, self.env, 1000.0)
 
     def run(self, progress: Callable[[float], None] | None = None) -> None:
         """Simulate to the end of the window, then drain: every window request gets answered."""
         env = self.env
         if self.root_free and len(self.arrivals_ms):  # numpy blocks, one simulated second each
             first = int(self.arrivals_ms[0] // 1000.0)
-            ev = Timeout(env, self.arrivals_ms[0], first)
-            ev.callbacks.append(self._arrive_block)
+            timer(self._arrive_block, env, self.arrivals_ms[0], first)
         elif len(self.arrivals_ms):
-            ev = Timeout(env, self.arrivals_ms[0], 0)
-            ev.callbacks.append(self._arrive)
+            timer(self._arrive, env, self.arrivals_ms[0], 0)
         if self.contended:
             self._sample_queues(None)
             for edge in (self.warmup_ms, self.end_ms):
-                ev = Timeout(env, edge)
-                ev.callbacks.append(self._window_edge)
+                timer(self._window_edge, env, edge)
         if self.streaming:
-            ev = Timeout(env, 1000.0)
-            ev.callbacks.append(self._stream)
+            timer(self._stream, env, 1000.0)
         chunks = 50 if progress else 1
         for j in range(1, chunks + 1):
             env.run(until=self.end_ms * j / chunks)
@@ -424,8 +412,7 @@ class Sim:
         now = self.env.now
         self.requests_stream.absorb(*records, now, last=event is None)
         if event is not None and not (now >= self.end_ms and not self.outstanding):
-            nxt = Timeout(self.env, 1000.0)
-            nxt.callbacks.append(self._stream)
+            timer(self._stream, self.env, 1000.0)
 
     def _window_edge(self, event) -> None:
         now = self.env.now
