@@ -57,7 +57,7 @@ class Call:
 
     __slots__ = (
         "svc", "inst", "rec", "t0", "parent", "kind", "state", "flow", "up", "abandoned",
-        "event_mode", "step", "probe", "started", "deadline",
+        "event_mode", "step", "probe", "started", "served", "deadline",
     )  # fmt: skip
 
     def __init__(self, svc, inst, rec, t0, parent, kind, up, event_mode, step):
@@ -67,7 +67,8 @@ class Call:
         self.flow: Flow | None = None
         self.abandoned = False
         self.probe = False  # a circuit breaker's half-open probe
-        self.started = 0.0  # when it took a worker
+        self.started = 0.0  # when it was admitted (under an adaptive limit, maybe not served)
+        self.served = 0.0  # when it took a worker
         self.deadline = INF  # its request's deadline, inherited by its downstream steps
 
     def given_up(self) -> bool:

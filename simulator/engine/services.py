@@ -120,7 +120,10 @@ class Svc:
         self.started_per_s = [0] * horizon_s
         self.busy = 0
         self.queued = 0
-        self.busy_area = 0.0  # worker-ms
+        # busy worker-ms up to now = busy_done + busy * now - busy_since (kept per call, so
+        # that starting a call needs no integration step)
+        self.busy_done = 0.0  # worker-ms of the calls that have left their worker
+        self.busy_since = 0.0  # the sum of the start times of the calls holding a worker
         self.queue_time = [0.0] * 64  # ms spent with i calls waiting (i >= 1), whole run
         self.cancelled_ms = 0.0  # window calls cancelled: time from arrival to cancellation
         self.limit_area = 0.0  # limit-ms: the adaptive limits x time
@@ -134,11 +137,11 @@ class Svc:
         return len(self.latency_ms) + streamed + self.rejected + self.cancelled
 
     def account(self, now: float) -> None:
-        """Accumulate busy-worker and queue-length areas, and the time spent at each queue
-        length, up to ``now``."""
+        """Accumulate the time spent at each queue length (and the adaptive limits' area) up
+        to ``now``. Called before ``queued`` or a limit changes; skipped while nothing queues
+        (a stretch with an empty queue adds nothing)."""
         dt = now - self.t_last
         if dt:
-            self.busy_area += self.busy * dt
             q = self.queued
             if q:
                 try:
@@ -156,7 +159,8 @@ class Svc:
         self.account(now)
         cap = self.fixed_cap * now if self.fixed_cap is not None else self.limit_area
         queue_area = sum(i * ms for i, ms in enumerate(self.queue_time))  # call-ms
-        return self.busy_area, queue_area, cap, self.limit_area
+        busy_area = self.busy_done + self.busy * now - self.busy_since
+        return busy_area, queue_area, cap, self.limit_area
 
     def pick(self) -> Instance:
         """The balancer: which instance takes the next call."""

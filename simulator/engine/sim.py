@@ -219,9 +219,10 @@ class Sim:
 
     def _serve(self, call: Call) -> None:
         """A worker takes the call: its own latency, then its downstream steps."""
-        svc, now = call.svc, self.env.now
-        svc.account(now)
+        svc, now = call.svc, self.env._now
         svc.busy += 1
+        svc.busy_since += now  # busy area: see Svc.areas
+        call.served = now
         call.inst.serving += 1
         call.state = RUNNING
         try:
@@ -254,11 +255,14 @@ class Sim:
     def _release(self, call: Call, dropped: bool = False) -> None:
         """Free the call's worker (an adaptive limit learns from the call); queued calls take
         the free places."""
-        svc, inst, now = call.svc, call.inst, self.env.now
-        svc.account(now)
+        svc, inst, now = call.svc, call.inst, self.env._now
+        if svc.queued or svc.adaptive:  # the queue or the limit may change: integrate first
+            svc.account(now)
         if call.state == RUNNING:  # it held a worker: the next admitted call takes it
             inst.serving -= 1
             svc.busy -= 1
+            svc.busy_since -= call.served
+            svc.busy_done += now - call.served
             if inst.inner:
                 svc.queued -= 1
                 self._serve(inst.inner.popleft())
