@@ -93,19 +93,21 @@ def measure(cmd: list[str]) -> dict:
         proc.returncode = os.waitstatus_to_exitcode(status)
         stdout, stderr = out_path.read_text(), err_path.read_text()
         if USE_GNU_TIME:
-            rss_kb = next(
-                int(line.rsplit(":", 1)[1])
+            report = dict(
+                line.strip().rsplit(": ", 1)
                 for line in time_path.read_text().splitlines()
-                if "Maximum resident set size" in line
+                if ": " in line
             )
-            rss_mib = rss_kb / 1024.0
+            rss_mib = int(report["Maximum resident set size (kbytes)"]) / 1024.0
+            cpu_s = float(report["User time (seconds)"]) + float(report["System time (seconds)"])
         else:  # ru_maxrss: KiB on Linux, bytes on macOS
             rss_mib = usage.ru_maxrss / (MIB if sys.platform == "darwin" else 1024.0)
+            cpu_s = usage.ru_utime + usage.ru_stime
     if proc.returncode != 0:
         sys.exit(
             f"bench: command failed (exit {proc.returncode}): {' '.join(cmd)}\n{stderr[-3000:]}"
         )
-    return {"wall_s": wall, "stdout": stdout, "rss_mib": rss_mib}
+    return {"wall_s": wall, "cpu_s": cpu_s, "stdout": stdout, "rss_mib": rss_mib}
 
 
 def last_json_line(text: str) -> dict:
@@ -155,7 +157,7 @@ def run_fansim(scenario: Path, duration: float, extra: list[str] | None = None) 
     return m
 
 
-def run_handwritten(seed: dict, duration: float) -> dict:
+def run_handwritten(seed: dict, duration: float, pools: list[str] | None = None) -> dict:
     cmd = [
         sys.executable,
         str(HERE / "handwritten_simpy.py"),
@@ -177,6 +179,7 @@ def run_handwritten(seed: dict, duration: float) -> dict:
         "--db",
         f"{seed['db_p50']:g}",
         f"{seed['db_p99']:g}",
+        *(pools or []),
     ]
     m = measure(cmd)
     m["result"] = last_json_line(m["stdout"])
@@ -420,6 +423,62 @@ def bench_seed(args, seed: dict, res: dict) -> str:
     return "\n".join(out)
 
 
+# Worker-pool cases: (name, fansim scenario, fansim flags, hand-written flags, what it is)
+POOL_CASES = (
+    ("pools", HERE / "pools.yaml", [], ["--workers", "35", "--instances", "10"],
+     "every service call behind 10 instances x 35 workers (~79% busy), DB contention-free"),
+    ("db_workers", SEED_YAML, ["--set", "services.db.workers=300"], ["--db-workers", "300"],
+     "the DB behind 300 workers (~50% busy)"),
+)  # fmt: skip
+
+
+def bench_pools(args, seed: dict, res: dict) -> str:
+    """The worker-pool cases against the hand-written model with ``simpy.Resource``, in wall
+    and CPU seconds (the machine is shared: CPU time is steadier)."""
+    q = args.no_progress
+    out = []
+    for name, scenario, flags, hand_flags, what in POOL_CASES:
+        say(f"{name}: priming runs", q)
+        run_fansim(scenario, 0.2, [*flags, "--set", "warmup_s=0"])
+        run_handwritten({**seed, "warmup_s": 0}, 0.2, hand_flags)
+        fan, hand = [], []
+        for i in range(args.repeat):
+            say(f"{name}: run {i + 1}/{args.repeat}", q)
+            fan.append(run_fansim(scenario, args.duration, flags))
+            hand.append(run_handwritten(seed, args.duration, hand_flags))
+        ops_f, ops_h = fan[0]["ops_total"], hand[0]["result"]["db_ops"]
+        figures = {}
+        for label, runs, ops in (("fansim", fan, ops_f), ("handwritten_simpy", hand, ops_h)):
+            figures[label] = {
+                "wall_s": [r["wall_s"] for r in runs], "cpu_s": [r["cpu_s"] for r in runs],
+                "db_ops": ops, "ops_per_wall_s": med([ops / r["wall_s"] for r in runs]),
+                "ops_per_cpu_s": med([ops / r["cpu_s"] for r in runs]),
+            }  # fmt: skip
+        f, h = figures["fansim"], figures["handwritten_simpy"]
+        wall = f["ops_per_wall_s"] / h["ops_per_wall_s"]
+        cpu = f["ops_per_cpu_s"] / h["ops_per_cpu_s"]
+        p99_f = med([r["summary"]["latency_ms"]["p99"] for r in fan])
+        p99_h = med([r["result"]["p99_ms"] for r in hand])
+        rows = [
+            [label, f"{med(x['wall_s']):.2f}", f"{med(x['cpu_s']):.2f}", fmt_n(x["db_ops"]),
+             fmt_n(x["ops_per_wall_s"]), fmt_n(x["ops_per_cpu_s"]), f"{p99:.2f}"]
+            for label, x, p99 in (("fansim run (incl. report)", f, p99_f),
+                                  ("hand-written SimPy + Resource", h, p99_h))
+        ]  # fmt: skip
+        headers = ["contender", "wall s med", "CPU s med", "DB ops", "ops/wall-s med",
+                   "ops/CPU-s med", "p99 ms"]  # fmt: skip
+        out.append(
+            f"{len(out) + 3}. Worker pools, {name}: the seed example with {what}; "
+            f"{seed['warmup_s']:g} + {args.duration:g} simulated s; {args.repeat} run(s) each\n"
+            + table(headers, rows)
+            + f"\n   fansim / hand-written: {wall:.2f}x per wall-second, {cpu:.2f}x per "
+            f"CPU-second (medians); p99 {pct(p99_f, p99_h)} apart"
+        )
+        res[name] = {"what": what, **figures, "ratio_wall": wall, "ratio_cpu": cpu,
+                     "p99_ms": {"fansim": p99_f, "handwritten": p99_h}}  # fmt: skip
+    return "\n\n".join(out)
+
+
 def bench_mm10(args, res: dict) -> str:
     q = args.no_progress
     try:
@@ -651,7 +710,7 @@ def main() -> None:
     )
     ap.add_argument(
         "--only",
-        choices=("seed", "mm10", "memory"),
+        choices=("seed", "mm10", "memory", "pools"),
         action="append",
         help="run only these sections (repeatable; memory implies seed)",
     )
@@ -676,7 +735,7 @@ def main() -> None:
         args.mem_duration = 3 * args.duration
     if args.repeat < 1 or args.duration <= 0 or args.mm_customers / 900 <= args.mm_warmup:
         ap.error("need --repeat >= 1, --duration > 0 and more customers than the warm-up holds")
-    sections = set(args.only or ("seed", "mm10", "memory"))
+    sections = set(args.only or ("seed", "mm10", "memory", "pools"))
     if "memory" in sections:
         sections.add("seed")
 
@@ -695,6 +754,8 @@ def main() -> None:
         blocks.append(bench_seed(args, seed, res))
     if "mm10" in sections:
         blocks.append(bench_mm10(args, res))
+    if "pools" in sections:
+        blocks.append(bench_pools(args, seed, res))
     if "memory" in sections:
         blocks.append(bench_memory(args, seed, res))
     res.pop("_seed_fansim_runs", None)

@@ -7,7 +7,8 @@ the same heap ``Environment.step`` pops from, with the same ``(time, priority, i
 events keep SimPy's order exactly (ties: first scheduled, first run). ``Environment.step`` reads
 only ``callbacks``, ``_ok`` and ``_value``, which is all a ``Timer`` has. Delays are never
 negative here (latencies are drawn non-negative, deadlines clipped at now), so the check
-``Timeout`` makes is left out.
+``Timeout`` makes is left out. The engine reads the clock as ``env._now`` for the same reason
+(``Environment.now`` is a property over it).
 """
 
 from __future__ import annotations

@@ -142,7 +142,7 @@ class Flow:
         free, steps = segments[self.i]
         self.i += 1
         if free:  # contention-free steps in a row: one timeout for all of them
-            d, ok = sim.run_free(steps, sim.env.now, self.rec)
+            d, ok = sim.run_free(steps, sim.env._now, self.rec)
             timer(self.advance if ok else self._fail, sim.env, d)
             return
         step = self.step = steps
@@ -153,7 +153,8 @@ class Flow:
             svc, shard = targets[0]
             self.items.append(sim.send(svc, shard, self.rec, self, self.kind, self.up,
                                        self.event_mode, step, self.deadline))  # fmt: skip
-            self._arm_deadline()
+            if self.deadline < INF:
+                self._arm_deadline()
             return
         limit = step.spec.max_parallel
         if step.n == 1:
@@ -177,7 +178,7 @@ class Flow:
         """Under a request deadline, stop waiting for the current step when it comes."""
         if self.deadline < INF and not self.cancelled:
             env = self.sim.env
-            timer(self._past_deadline, env, max(0.0, self.deadline - env.now), self.i)
+            timer(self._past_deadline, env, max(0.0, self.deadline - env._now), self.i)
 
     def _past_deadline(self, event) -> None:
         """The request's deadline: stop waiting for this step (if it is still the current one)."""
@@ -191,7 +192,7 @@ class Flow:
         if step.policy is not None:
             items.append(step.policy.slot(self, svc, shard, fanin))
         elif svc.free and not self.event_mode:
-            d, ok = sim.free_call(svc, sim.env.now, self.rec)
+            d, ok = sim.free_call(svc, sim.env._now, self.rec)
             timer(lambda e, f=fanin: f.answer(e._value, FAILED), sim.env, d, ok)
         else:
             call = sim.send(svc, shard, self.rec, fanin, self.kind, self.up, self.event_mode, step,
@@ -266,7 +267,7 @@ class Request:
         sim = self.sim
         sim.outstanding -= 1
         outcome = (PARTIAL if self.flow.partial else OK) if ok else cause
-        sim.record(self.t0, sim.env.now - self.t0, outcome)
+        sim.record(self.t0, sim.env._now - self.t0, outcome)
 
     def deadline(self, _event) -> None:
         """The deadline: the user gets what has arrived. Missing only optional steps is a

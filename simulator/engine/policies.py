@@ -225,7 +225,7 @@ class Slot:
         if self.done or self.flow.cancelled:
             return
         policy, flow, sim = self.policy, self.flow, self.policy.sim
-        now = sim.env.now
+        now = sim.env._now
         if kind == FIRST:
             policy.note_first_try(now)
         verdict = self.breaker.allow(now) if self.breaker is not None else PASS
@@ -274,7 +274,7 @@ class Slot:
         live = call in self.live
         if not live and not self.sending:
             return  # given up on (timed out, lost): its late answer is ignored, its work wasted
-        now = self.policy.sim.env.now
+        now = self.policy.sim.env._now
         if self.breaker is not None:
             self.breaker.record(ok, now, self.sending == PROBE or call.probe)
         if live:
@@ -297,9 +297,9 @@ class Slot:
         self.live.remove(call)
         if call is self.first:
             self.first = None
-            self.policy.observe(self.policy.sim.env.now - call.t0, False)
+            self.policy.observe(self.policy.sim.env._now - call.t0, False)
         if self.breaker is not None:
-            self.breaker.record(False, self.policy.sim.env.now, call.probe)
+            self.breaker.record(False, self.policy.sim.env._now, call.probe)
         if call.rec:
             call.svc.timeouts += 1
             self.policy.stats.timeouts += 1
@@ -314,7 +314,7 @@ class Slot:
             retries is not None
             and self.retries < retries.max
             and not self.flow.cancelled
-            and policy.may_retry(sim.env.now)
+            and policy.may_retry(sim.env._now)
         ):
             self.retries += 1
             # always through a timer, also with no backoff: an attempt refused at once
@@ -339,7 +339,7 @@ class Slot:
         self.done = True
         first, self.first = self.first, None
         if first is not None:  # beaten by a hedge, or no longer needed: censored here
-            self.policy.observe(self.policy.sim.env.now - first.t0, False)
+            self.policy.observe(self.policy.sim.env._now - first.t0, False)
         losers, self.live = self.live, []
         for call in reversed(losers):  # the last sent first: a freed worker takes no loser
             self.policy.sim.drop(call, cancel)

@@ -182,7 +182,7 @@ class Sim:
         """A call arrives at a service: start, queue, or reject it. Returns the Call; a
         rejection is answered to ``parent`` before this returns."""
         inst = svc.instances[shard] if shard >= 0 else svc.pick()
-        now = self.env.now
+        now = self.env._now
         call = Call(svc, inst, rec, now, parent, kind, up, event_mode, step)
         call.deadline = deadline
         if inst.busy < inst.cap:
@@ -202,7 +202,7 @@ class Sim:
 
     def _start(self, call: Call) -> None:
         """Admit a call: serve it, or (limit in front of workers) queue it for a worker."""
-        inst, now = call.inst, self.env.now
+        inst, now = call.inst, self.env._now
         inst.busy += 1
         call.started = now
         if inst.serving < inst.workers:
@@ -212,7 +212,7 @@ class Sim:
 
     def _wait_for_worker(self, call: Call) -> None:
         """An admitted call waits for one of the workers behind an adaptive limit."""
-        call.svc.account(self.env.now)
+        call.svc.account(self.env._now)
         call.svc.queued += 1
         call.state = ADMITTED
         call.inst.inner.append(call)
@@ -286,7 +286,7 @@ class Sim:
         call.state = DONE
         if call.rec:
             svc = call.svc
-            svc.latency_ms.append(self.env.now - call.t0)
+            svc.latency_ms.append(self.env._now - call.t0)
             if not ok:
                 svc.errors += 1
             if call.event_mode and call.given_up():
@@ -300,7 +300,7 @@ class Sim:
         steps cancelled (no further calls)."""
         started = call.state == RUNNING
         if call.state == QUEUED:
-            call.svc.account(self.env.now)
+            call.svc.account(self.env._now)
             call.inst.queue.remove(call)
             call.svc.queued -= 1
         elif call.state in (ADMITTED, RUNNING):
@@ -312,7 +312,7 @@ class Sim:
         call.state = CANCELLED
         if call.rec:
             call.svc.cancelled += 1
-            call.svc.cancelled_ms += self.env.now - call.t0
+            call.svc.cancelled_ms += self.env._now - call.t0
             if not started:  # sent, never served: not an op
                 call.svc.unstarted += 1
             if call.step is not None:
@@ -337,7 +337,7 @@ class Sim:
         times = self.arrivals_ms
         if i + 1 < len(times):
             timer(self._arrive, self.env, times[i + 1] - times[i], i + 1)
-        t0 = self.env.now
+        t0 = self.env._now
         rec = self.warmup_ms <= t0 < self.end_ms
         if self.root_free:
             d, ok = self.run_free(self.plan, t0, rec)
@@ -362,7 +362,7 @@ class Sim:
         batch.extend(self.req_ms, d, "f8")
         batch.extend(self.req_outcome, np.where(ok, OK, FAILED), "i1")
         if hi < len(times):
-            timer(self._arrive_block, self.env, times[hi] - self.env.now, int(times[hi] // 1000.0))
+            timer(self._arrive_block, self.env, times[hi] - self.env._now, int(times[hi] // 1000.0))
 
     def record(self, t0: float, latency_ms: float, outcome: int) -> None:
         self.req_t0.append(t0)
@@ -371,7 +371,7 @@ class Sim:
 
     def _sample_queues(self, event) -> None:
         """Snapshot busy and queue areas of contended services (each second and window edge)."""
-        now = self.env.now
+        now = self.env._now
         self.snapshots.append((now, [s.areas(now) for s in self.contended]))
         after = now >= self.end_ms and not self.outstanding
         if not (after and not any(s.busy or s.queued for s in self.contended)):
@@ -413,13 +413,13 @@ class Sim:
             np.array(self.req_outcome, dtype=np.int8),
         )
         del self.req_t0[:], self.req_ms[:], self.req_outcome[:]
-        now = self.env.now
+        now = self.env._now
         self.requests_stream.absorb(*records, now, last=event is None)
         if event is not None and not (now >= self.end_ms and not self.outstanding):
             timer(self._stream, self.env, 1000.0)
 
     def _window_edge(self, event) -> None:
-        now = self.env.now
+        now = self.env._now
         self.edges.append([s.areas(now) for s in self.contended])
         self.queue_time_edges.append([list(s.queue_time) for s in self.contended])
 
