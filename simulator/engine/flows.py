@@ -208,12 +208,9 @@ class Flow:
             self.cancelled = True
             self.done(ok, cause)
 
-    def answer(self, ok: bool, cause: int, _who=None) -> None:
-        """The answer of a one-call step (no fan-in to count)."""
-        self.step_done(ok, cause)
-
-    def step_done(self, ok: bool, cause: int) -> None:
-        """The current step is decided: drop its other calls, then go on or fail."""
+    def step_done(self, ok: bool, cause: int, _who=None) -> None:
+        """The current step is decided: drop its other calls, then go on or fail. (Also the
+        answer of a one-call step, which has no fan-in to count: ``answer``.)"""
         if self.cancelled:
             return
         if self.sending:
@@ -232,6 +229,8 @@ class Flow:
             self.advance()
         else:
             self._finish(False, cause)
+
+    answer = step_done
 
     def cancel(self, cancel_calls: bool = True) -> None:
         """Stop: no further step starts; the current step's calls are cancelled (or, with
@@ -280,6 +279,24 @@ class Request:
         step = flow.step
         flow.cancel(cancel_calls=step is not None and step.spec.cancel_losers)
         self.done(ok, FAILED)
+
+
+class OneCallRequest:
+    """A request whose whole plan is one call to a contended service, with no policy and no
+    deadline (the shape of M/M/c and M/G/1): the call answers the request directly, with no
+    ``Flow`` in between. The outcome is the one a flow would give: ok, partial when an optional
+    call is missing, else the call's cause."""
+
+    __slots__ = ("sim", "t0", "optional")
+
+    def __init__(self, sim: Sim, t0: float, optional: bool):
+        self.sim, self.t0, self.optional = sim, t0, optional
+
+    def answer(self, ok: bool, cause: int, _who=None) -> None:
+        sim = self.sim
+        sim.outstanding -= 1
+        outcome = OK if ok else PARTIAL if self.optional else cause
+        sim.record(self.t0, sim.env._now - self.t0, outcome)
 
 
 def plan_event_segments(plan: tuple[RStep, ...]) -> tuple:

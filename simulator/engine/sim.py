@@ -44,6 +44,7 @@ from .flows import (
     RUNNING,
     Call,
     Flow,
+    OneCallRequest,
     Request,
     RStep,
     StepStats,
@@ -87,6 +88,7 @@ class Sim:
         else:  # every call on the event path, so that the deadline can stop it
             self.segments = plan_event_segments(self.plan)
         self.root_free = self.deadline_ms is None and all(s.free for s in self.plan)
+        self.one_call = self._one_call_step()
         self.contended = [s for s in self.svcs.values() if not s.free]
         # per request, whole run (the window is cut at the end)
         self.req_t0 = array("d")
@@ -104,6 +106,15 @@ class Sim:
             self.requests_stream = StreamingRequests(self.warmup_ms, self.end_ms)
             for svc in self.svcs.values():
                 svc.latency_hist = LatencyHistogram()
+
+    def _one_call_step(self) -> RStep | None:
+        """The request's only step when the request is one plain call to a contended service
+        (no deadline, no policy): such a request needs no Flow (flows.OneCallRequest)."""
+        if self.deadline_ms is not None or len(self.segments) != 1 or self.segments[0][0]:
+            return None
+        step = self.segments[0][1]
+        plain = step.n == 1 and step.policy is None and not step.targets[0][0].free
+        return step if plain else None
 
     def _is_free(self, name: str) -> bool:
         spec = self.scenario.services[name]
@@ -344,6 +355,12 @@ class Sim:
             self.record(t0, d, OK if ok else FAILED)
             return
         self.outstanding += 1
+        step = self.one_call
+        if step is not None:
+            svc, shard = step.targets[0]
+            parent = OneCallRequest(self, t0, step.spec.optional)
+            self.send(svc, shard, rec, parent, FIRST, None, False, step, INF)
+            return
         deadline = self.deadline_ms
         request = Request(self, t0, rec, self.segments, deadline)
         if deadline is not None:
