@@ -58,3 +58,25 @@ def test_blocks_count_every_call_and_error_like_the_scalar_path():
         assert len(a.latency_ms) == pytest.approx(len(b.latency_ms), rel=0.02)
         assert abs(a.errors - b.errors) < 4 * np.sqrt(b.errors) + 1
         assert sum(a.started_per_s) == pytest.approx(sum(b.started_per_s), rel=0.02)
+
+
+def test_a_one_call_request_keeps_the_outcomes_a_flow_gives():
+    """A request that is one call to a pool answers without a Flow (OneCallRequest): a refused
+    call is a rejected request, or a partial one when the call is optional, exactly as the
+    general path says; every request is answered once."""
+    from conftest import make_scenario
+
+    from simulator import simulate
+
+    services = {"pool": {"latency": {"dist": "constant", "ms": 10}, "workers": 1,
+                         "queue_limit": 0}}  # fmt: skip
+    for optional, kind in ((False, "rejected"), (True, "partial")):
+        steps = [{"call": "pool", "optional": optional}]
+        scenario = make_scenario(services, steps, rps=200, duration_s=5)
+        requests = simulate(scenario, seed=1).summary["requests"]
+        assert requests[kind] > 0.5 * requests["arrived"]  # 200 rps into 100/s of capacity
+        other = "partial" if kind == "rejected" else "rejected"
+        assert requests[other] == 0 and requests["failed"] == 0
+        assert (
+            sum(requests[k] for k in ("ok", "partial", "failed", "rejected")) == requests["arrived"]
+        )
