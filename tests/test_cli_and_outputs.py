@@ -114,6 +114,17 @@ def test_timeseries_csv_columns(seed_run):
     assert len(rows) >= 7  # warm-up 5 s + 2 s measured
 
 
+def test_the_terminal_summary_fits_80_columns(seed_run):
+    """Every line the run prints fits an 80-column terminal (no wrapped figures)."""
+    import re
+
+    _, output = seed_run
+    assert max(len(line) for line in output.splitlines()) <= 80
+    wrapped = [line for line in output.splitlines() if re.match(r"^│\s+│", line)]
+    assert wrapped == []  # a row continued on a second line: a figure did not fit
+    assert "tail ms" in output and "p99.9" in output
+
+
 def test_run_prints_a_summary_table(seed_run):
     """run prints the headline figures and a per-service table on stdout."""
     text = seed_run[1]
