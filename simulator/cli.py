@@ -18,6 +18,7 @@ from .scenario.errors import EXIT_BAD_INPUT, ScenarioError
 
 app = typer.Typer(
     add_completion=False,
+    rich_markup_mode=None,  # plain help: flags without a "<bool>" type column
     no_args_is_help=True,
     help="fansim: simulate fan-out, tail latency and load amplification.",
     pretty_exceptions_enable=False,
@@ -84,7 +85,7 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
 
 @app.command()
 def run(
-    file: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="Scenario YAML file.")],
     out: Annotated[
         Path | None,
         typer.Option(help="Output directory (default reports/NAME/, NAME from the scenario)."),
@@ -95,7 +96,11 @@ def run(
     ] = None,
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", help="Override a key: --set workload.rps=8000 (repeatable)."),
+        typer.Option(
+            "--set",
+            metavar="KEY=VALUE",
+            help="Override a key: --set workload.rps=8000 (repeatable).",
+        ),
     ] = None,
     replications: Annotated[int | None, typer.Option(help="Overrides replications.")] = None,
     workers: Annotated[
@@ -264,7 +269,9 @@ def print_summary(summary: dict, console) -> None:
 
 
 @app.command()
-def validate(files: Annotated[list[Path], typer.Argument(help="Scenario files.")]) -> None:
+def validate(
+    files: Annotated[list[Path], typer.Argument(metavar="FILE", help="Scenario files.")],
+) -> None:
     """Check scenario files: exit 0, or exit 2 with one line per problem."""
     from .scenario.loader import load_scenario
 
@@ -326,10 +333,13 @@ def compare(
 
 @app.command()
 def sweep(
-    file: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="Scenario YAML file.")],
     grid: Annotated[
         list[str],
-        typer.Option(help="KEY=V1,V2,... or KEY=start:stop:step (repeatable: full factorial)."),
+        typer.Option(
+            metavar="KEY=VALUES",
+            help="KEY=V1,V2,... or KEY=start:stop:step (repeatable: full factorial).",
+        ),
     ],
     out: Annotated[
         Path | None, typer.Option(help="Output directory (default reports/NAME-sweep/).")
@@ -344,7 +354,9 @@ def sweep(
     ] = None,
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", help="Override a key for every point (repeatable)."),
+        typer.Option(
+            "--set", metavar="KEY=VALUE", help="Override a key for every point (repeatable)."
+        ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no summary.")] = False,
 ) -> None:
@@ -379,7 +391,7 @@ def sweep(
 
 @app.command()
 def plan(
-    file: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="Scenario YAML file.")],
     slo: Annotated[
         str, typer.Option(help='Objectives, e.g. "p99<=200ms" or "p999<=1s,error_rate<=0.1%".')
     ],
@@ -388,7 +400,11 @@ def plan(
     ] = "workload.rps",
     goal: Annotated[
         str | None,
-        typer.Option(help="largest or smallest [largest for workload.*, fanout, repeat]."),
+        typer.Option(
+            metavar="largest|smallest",
+            help="Which value is wanted [largest for load: workload.*, fanout, repeat; "
+            "smallest for capacity: workers, instances, queue_limit, concurrency.*].",
+        ),
     ] = None,
     confidence: Annotated[float, typer.Option(help="Of each probe's decision.")] = 0.95,
     max_utilization: Annotated[
@@ -412,7 +428,9 @@ def plan(
     ] = None,
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", help="Override a key for every probe (repeatable)."),
+        typer.Option(
+            "--set", metavar="KEY=VALUE", help="Override a key for every probe (repeatable)."
+        ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print the answer only.")] = False,
 ) -> None:

@@ -125,6 +125,16 @@ def test_the_terminal_summary_fits_80_columns(seed_run):
     assert "tail ms" in output and "p99.9" in output
 
 
+@pytest.mark.parametrize("command", ["run", "sweep", "plan", "validate", "compare"])
+def test_help_shows_flags_without_type_noise(command):
+    """--help lists flags as a reader types them: no "<bool>" column, KEY=VALUE for --set."""
+    result = CliRunner().invoke(app, [command, "--help"])
+    assert result.exit_code == 0
+    assert "<bool>" not in result.output and "list[str]" not in result.output
+    if command in ("run", "sweep", "plan"):
+        assert "--set KEY=VALUE" in result.output
+
+
 def test_run_prints_a_summary_table(seed_run):
     """run prints the headline figures and a per-service table on stdout."""
     text = seed_run[1]
