@@ -173,13 +173,21 @@ def _simulate_and_write(
             if not live:
                 result = simulate(scenario, workers=workers, command=command_line)
             else:
-                from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+                from rich.progress import (
+                    BarColumn,
+                    Progress,
+                    TextColumn,
+                    TimeElapsedColumn,
+                    TimeRemainingColumn,
+                )
 
                 columns = (
                     TextColumn("{task.description}"),
                     BarColumn(),
                     TextColumn("{task.percentage:>3.0f}%"),
                     TimeElapsedColumn(),
+                    TextColumn("ETA"),
+                    TimeRemainingColumn(),
                 )
                 with Progress(*columns, console=err, transient=True) as bar:
                     task = bar.add_task(f"simulating {scenario.name}", total=1.0)
