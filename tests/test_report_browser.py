@@ -350,3 +350,68 @@ def test_report_prints_to_pdf(report: Path, tmp_path: Path) -> None:
     )
     data = pdf.read_bytes()
     assert data.startswith(b"%PDF-") and len(data) > 10_000, f"not a PDF: {data[:16]!r}"
+
+
+# Every column of the per-service table in use: pools with a queue limit (rejections), errors,
+# and a step with timeouts, retries and a hedge (13 columns).
+WIDE_YAML = """\
+name: wide-table
+duration_s: 3
+warmup_s: 0.5
+seed: 1
+workload: {rps: 400, arrivals: poisson}
+request:
+  steps:
+    - call: [frontend-aggregator, recommendations-service]
+      timeout_ms: 30
+      retries: {max: 2}
+      hedge: {after_ms: 10}
+services:
+  frontend-aggregator:
+    latency: {dist: lognormal, p50_ms: 3, p99_ms: 40}
+    workers: 3
+    queue_limit: 2
+    error_rate: 0.01
+  recommendations-service:
+    latency: {dist: exponential, mean_ms: 5}
+    workers: 4
+"""
+# Reports the tables wider than their box, once the page has laid out (read by --dump-dom).
+OVERFLOW_PROBE = """<script>
+window.addEventListener('load', () => {
+  const wide = [];
+  for (const table of document.querySelectorAll('table')) {
+    const box = table.closest('.scroll') || table.parentElement;
+    if (table.scrollWidth > box.clientWidth + 1) {
+      const where = (table.closest('section') || {}).id || '?';
+      wide.push(where + ': ' + table.scrollWidth + ' px in ' + box.clientWidth + ' px');
+    }
+  }
+  document.body.setAttribute('data-wide-tables', wide.join('; ') || 'none');
+});
+</script>"""
+
+
+def wide_tables(browser: str, page: Path, work: Path) -> str:
+    """The tables of ``page`` that overflow their box at the test window's width."""
+    probe = work / f"probe-{page.name}"
+    text = page.read_text(encoding="utf-8")
+    probe.write_text(text.replace("</body>", OVERFLOW_PROBE + "</body>"))
+    done = run_browser(browser, probe, work, "--dump-dom")
+    found = re.search(r'data-wide-tables="([^"]*)"', done.stdout)
+    assert found, f"the probe did not run:\n{done.stdout[-2000:]}"
+    return html.unescape(found.group(1))
+
+
+def test_no_table_overflows_its_box(report: Path, tmp_path: Path) -> None:
+    """At 1280 px every table of the run report and the comparison shows all its columns
+    (none scrolls sideways), also for a scenario that fills all 13 per-service columns."""
+    browser = find_browser()
+    wide = tmp_path / "wide.yaml"
+    wide.write_text(WIDE_YAML)
+    _fansim("run", str(wide), "--out", str(tmp_path / "wide"), "-q")
+    for page in (report, tmp_path / "wide" / "report.html"):
+        assert wide_tables(browser, page, tmp_path) == "none", page
+    text = (tmp_path / "wide" / "report.html").read_text(encoding="utf-8")
+    for heading in ("Rejected", "Errors", "Timeouts", "Retries", "Hedges", "p99 ms"):
+        assert f">{heading}</th>" in text

@@ -183,6 +183,9 @@ SERVICE_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("p99 ms", "latency_ms.p99", fmt_ms),
 )
 WARM_UTILIZATION, HOT_UTILIZATION = 0.7, 0.9  # table shading, as in the call graph
+# Counts left out of the table when no service has any in the run (a scenario without
+# timeouts, retries or hedges shows no empty columns for them; the caption says so).
+SPARSE_COLUMNS = ("rejected", "errors", "timeouts", "retries", "hedges")
 
 
 def _workers(service: Mapping[str, Any]) -> str:
@@ -205,13 +208,30 @@ def _tone(utilization: Any) -> str:
     return "warm" if utilization >= WARM_UTILIZATION else ""
 
 
+def service_columns(data: ReportData) -> list[tuple[str, str, Callable[[Any], str]]]:
+    """``SERVICE_COLUMNS`` less the sparse counts no service has in this run."""
+    services = (data.summary.get("services") or {}).values()
+
+    def used(key: str) -> bool:
+        return any(not is_missing(svc.get(key)) and svc.get(key) != 0 for svc in services)
+
+    return [c for c in SERVICE_COLUMNS if c[1] not in SPARSE_COLUMNS or used(c[1])]
+
+
+def left_out_columns(data: ReportData) -> list[str]:
+    """The headings ``service_columns`` leaves out."""
+    shown = {heading for heading, _, _ in service_columns(data)}
+    return [heading for heading, _, _ in SERVICE_COLUMNS if heading not in shown]
+
+
 def service_rows(data: ReportData) -> list[tuple[str, list[Cell]]]:
     """One row of formatted cells per service, in the summary's order: the workers, then
-    ``SERVICE_COLUMNS``."""
+    ``service_columns``."""
     rows = []
+    columns = service_columns(data)
     for name, svc in (data.summary.get("services") or {}).items():
         cells = [Cell(_workers(svc))]
-        for _, key, fmt in SERVICE_COLUMNS:
+        for _, key, fmt in columns:
             cell = _cell(data.summary, f"services.{name}.{key}", fmt)
             if key == "utilization":
                 cell = Cell(cell.text, cell.ci, _tone(svc.get("utilization")))
@@ -253,8 +273,9 @@ def render_html(
             warnings=warnings(data),
             findings=key_findings(data),
             headline=headline_groups(data),
-            service_columns=["Workers"] + [heading for heading, _, _ in SERVICE_COLUMNS],
+            service_columns=["Workers"] + [heading for heading, _, _ in service_columns(data)],
             services=service_rows(data),
+            left_out=left_out_columns(data),
             checks=cross_checks(data),
             charts=charts,
         )
