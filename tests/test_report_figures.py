@@ -276,3 +276,43 @@ def test_findings_say_what_each_policy_step_sent_and_what_became_of_it():
         "Policies at request → backend: 60,000 first tries, 4,000 hedges (+6.7% of first tries); "
         "of all attempts 4,000 answered after the caller stopped waiting (wasted)."
     ) in findings
+
+
+# --------------------------------------------------------------------------- charts that read true
+
+
+def _charts(scenario, tmp_path):
+    """The run's report charts by file name (from the page's captions)."""
+    import re
+
+    result = run_scenario(scenario)
+    write_report(tmp_path, result.summary, result.latencies_ms, result.timeseries,
+                 scenario.name, scenario=scenario)  # fmt: skip
+    page = (tmp_path / "report.html").read_text()
+    captions = re.findall(r'<figure id="([^"]+)">.*?<figcaption>(.*?)</figcaption>', page, re.S)
+    return dict(captions)
+
+
+def test_amplification_draws_only_what_the_run_has(tmp_path):
+    """No policy: one 'backend ops' bar and the caption says why there is no split; with
+    retries, the split and its retries bar."""
+    plain = make_scenario({"db": {"latency": {"dist": "exponential", "mean_ms": 2}}},
+                          [{"call": "db", "fanout": 3}], duration_s=2)  # fmt: skip
+    assert (
+        "No retries or hedges or wasted ops in this run"
+        in _charts(plain, tmp_path / "a")["amplification"]
+    )
+    storm = load_scenario(ROOT / "scenarios" / "retry-storm.yaml").with_overrides(
+        {"duration_s": 15, "warmup_s": 10}
+    )
+    caption = _charts(storm, tmp_path / "b")["amplification"]
+    assert "No hedges in this run" in caption and "retries" not in caption.split("No ")[-1]
+
+
+def test_requests_answered_in_0_ms_are_drawn_on_the_log_axis(tmp_path):
+    """Refused requests (0 ms) get their own labelled bar instead of vanishing from a log axis."""
+    services = {"pool": {"latency": {"dist": "lognormal", "p50_ms": 1, "p99_ms": 200},
+                         "workers": 1, "queue_limit": 0}}  # fmt: skip
+    scenario = make_scenario(services, [{"call": "pool"}], rps=300, duration_s=3)
+    caption = _charts(scenario, tmp_path)["latency_distribution"]
+    assert "requests answered in 0 ms (refused at once)" in caption

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["draw_charts"]
 
 _P50_COLOR = "tab:blue"
+QUEUE_AXIS_MIN_CALLS = 5.0  # the queue panel's y axis reaches at least this many calls
 _P99_COLOR = "tab:red"
 
 
@@ -197,7 +198,9 @@ def _chart_services_over_time(data: ReportData) -> Chart | None:
             ax.set_ylim(0, 1.05)
             ax.yaxis.set_major_formatter("{x:.0%}")
         else:
-            ax.set_ylim(bottom=0)
+            # at least 0-5 calls: a queue of 0.7 calls should look small, not dramatic
+            top = max((np.nanmax(data.column(prefix + svc)) for svc in services), default=0.0)
+            ax.set_ylim(0, max(QUEUE_AXIS_MIN_CALLS, 1.1 * float(np.nan_to_num(top))))
             ax.yaxis.set_major_formatter("{x:,g}")  # time-averaged: often a fraction of a call
         side_legend(ax)
     _shade_phases(axes, data, t)
@@ -215,7 +218,12 @@ def _chart_latency_distribution(data: ReportData) -> Chart:
         "Share of the window's requests in each latency bin (bins evenly spaced on the axis "
         "shown), with the run's p50, p99 and p99.9. A second hump is a second population: "
         "retries, hedges, timeouts or a queue."
-    ) + (f" {zero:,} requests answered in 0 ms are not drawn." if zero else "")
+    ) + (
+        f" The red bar at the left: {zero:,} requests answered in 0 ms (refused at once), "
+        "which a log axis cannot place at 0."
+        if zero
+        else ""
+    )
     caption += data.streaming_note
     if positive.size == 0:
         return placeholder(filename, title, "no requests", caption)
@@ -226,6 +234,13 @@ def _chart_latency_distribution(data: ReportData) -> Chart:
     edges = np.geomspace(lo, hi, bins + 1) if log else np.linspace(0.0, hi, bins + 1)
     counts, edges = np.histogram(positive, bins=edges)
     ax.stairs(100.0 * counts / lat.size, edges, fill=True, color=_P50_COLOR, alpha=0.55)
+    if zero:  # answered in 0 ms: one bin's width left of the rest, labelled
+        width = edges[1] / edges[0] if log else edges[1] - edges[0]
+        left, right = (lo / width**2, lo / width) if log else (-width, 0.0)
+        share = 100.0 * zero / lat.size
+        ax.stairs([share], [left, right], fill=True, color=_P99_COLOR, alpha=0.7)
+        ax.annotate(f"0 ms: {share:,.3g}%", (right, share), textcoords="offset points",
+                    xytext=(3, 2), fontsize=8, color=_P99_COLOR)  # fmt: skip
     if log:
         from matplotlib.ticker import FuncFormatter
 
@@ -274,12 +289,17 @@ def _chart_amplification(data: ReportData) -> Chart | None:
     bars = [
         ("user requests", 0.0, rps, {"color": "0.55"}),
         ("service calls", 0.0, calls, {"color": "tab:cyan"}),
-        ("backend ops: first tries", 0.0, first, solid),
-        ("+ retries", first, retries, {"color": "tab:orange"}),
-        ("+ hedges", first + retries, hedges, {"color": "tab:olive"}),
-        ("= backend ops", 0.0, ops, {"color": "tab:purple"}),
-        ("of which wasted", 0.0, wasted, {"color": "tab:red", "hatch": "//", "alpha": 0.6}),
     ]
+    if retries or hedges:  # the split only where policies added something
+        bars += [("backend ops: first tries", 0.0, first, solid)]
+        bars += [("+ retries", first, retries, {"color": "tab:orange"})] if retries else []
+        bars += [("+ hedges", first + retries, hedges, {"color": "tab:olive"})] if hedges else []
+        bars += [("= backend ops", 0.0, ops, {"color": "tab:purple"})]
+    else:
+        bars += [("backend ops", 0.0, ops, {"color": "tab:purple"})]
+    if wasted:
+        bars += [("of which wasted", 0.0, wasted,
+                  {"color": "tab:red", "hatch": "//", "alpha": 0.6})]  # fmt: skip
     fig, (ax,) = new_figure()
     ax.grid(False, axis="y")
     y = np.arange(len(bars))[::-1]
@@ -317,6 +337,10 @@ def _chart_amplification(data: ReportData) -> Chart | None:
         "first tries, retries and hedges; wasted ops were answered after their caller had "
         "given up. Dashed: the topology's arithmetic (offered rps × ops per request)."
     )
+    absent = [name for name, v in (("retries", retries), ("hedges", hedges),
+                                   ("wasted ops", wasted)) if not v]  # fmt: skip
+    if absent:
+        caption += f" No {' or '.join(absent)} in this run, so no bar for them."
     return Chart(filename, title, caption, png_bytes(fig))
 
 
