@@ -316,3 +316,12 @@ def test_requests_answered_in_0_ms_are_drawn_on_the_log_axis(tmp_path):
     scenario = make_scenario(services, [{"call": "pool"}], rps=300, duration_s=3)
     caption = _charts(scenario, tmp_path)["latency_distribution"]
     assert "requests answered in 0 ms (refused at once)" in caption
+
+
+def test_theoffered_rate_is_drawn_as_the_scenario_schedules_it():
+    """A schedule's burst is in the offered-rate line, not averaged away."""
+    from simulator.report.charts import offered_rate
+
+    storm = load_scenario(ROOT / "scenarios" / "retry-storm.yaml")
+    edges, rps = offered_rate(_data(_summary(), scenario=storm))
+    assert list(edges) == [0.0, 20.0, 22.0, 70.0] and list(rps) == [1400.0, 3000.0, 1400.0]

@@ -157,7 +157,14 @@ def _chart_throughput_over_time(data: ReportData) -> Chart:
     offered = dig(data.summary, "offered_rps")
     nominal = dig(data.summary, "amplification.nominal_ops_per_request")
     dashed = {"color": "0.3", "linestyle": "--", "linewidth": 1}
-    if not is_missing(offered):
+    rate = offered_rate(data)
+    if rate is not None and len(rate[1]) > 1:  # a schedule or bursts: the rate as it moves
+        edges, rps = rate
+        top.stairs(rps, edges, baseline=None, label="offered rate (scenario)", **dashed)
+        if not is_missing(nominal) and nominal > 0:
+            bottom.stairs(rps * nominal, edges, baseline=None, label="nominal ops/s (scenario)",
+                          **dashed)  # fmt: skip
+    elif not is_missing(offered):
         top.axhline(offered, label=f"offered {fmt_num(offered)} rps", **dashed)
         if not is_missing(nominal) and nominal > 0:
             nominal_ops = offered * nominal
@@ -172,6 +179,22 @@ def _chart_throughput_over_time(data: ReportData) -> Chart:
     bottom.set_ylabel("ops / s")
     bottom.set_xlabel("simulated time (s)")
     return Chart(filename, title, caption, png_bytes(fig))
+
+
+def offered_rate(data: ReportData) -> tuple[np.ndarray, np.ndarray] | None:
+    """The scenario's offered rate over time, as stair edges (s) and rates (rps), up to the
+    end of arrivals; None without a scenario or for trace-driven arrivals."""
+    if data.scenario is None:
+        return None
+    from ..scenario.arrivals import rate_segments
+
+    end_s = float(data.scenario.warmup_s + data.scenario.duration_s)
+    try:
+        pieces = rate_segments(data.scenario.workload, end_s)
+    except ValueError:  # a trace: no rate to draw
+        return None
+    edges = np.array([p[0] for p in pieces] + [pieces[-1][1]])
+    return edges, np.array([p[2] for p in pieces], dtype=float)
 
 
 def _chart_services_over_time(data: ReportData) -> Chart | None:
