@@ -336,6 +336,18 @@ def compare(
     except OSError as e:
         _fail(ScenarioError.single(str(out_dir), f"cannot write the comparison: {e.strerror}"))
     if not quiet:
+        from rich.console import Console
+        from rich.table import Table
+
+        from .report.compare import terminal_rows
+
+        headings, rows = terminal_rows(runs)
+        table = Table(title=f"compared with the baseline, {runs[0].label}")
+        for i, heading in enumerate(headings):
+            table.add_column(heading, justify="left" if i == 0 else "right")
+        for row in rows:
+            table.add_row(*row)
+        Console().print(table)
         typer.echo(f"wrote {written[-1]} and {len(written) - 1} charts")
 
 

@@ -63,7 +63,7 @@ def compared(runs: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) 
     out = tmp_path_factory.mktemp("compare") / "out"
     result = fansim("compare", *runs, "--out", out)
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith(f"wrote {out / 'compare.html'}")
+    assert result.stdout.strip().splitlines()[-1].startswith(f"wrote {out / 'compare.html'}")
     return out
 
 
@@ -123,6 +123,24 @@ def test_compare_writes_html_and_one_png_per_chart(compared: Path) -> None:
     assert {"compare_latency_percentiles.png", "compare_over_time.png"} <= set(names)
     assert "compare_services.png" in names  # the runs have services
     assert all(n == "compare.html" or n.endswith(".png") for n in names)  # nothing else
+
+
+def test_the_terminal_shows_each_run_against_the_baseline(runs: tuple[Path, Path]) -> None:
+    """compare prints a table: each run's p50, p99, ok share and load, a what-if's change in
+    brackets (twice the rate: twice the ops per second)."""
+    out = runs[0].parent / "terminal"
+    result = CliRunner().invoke(app, ["compare", *map(str, runs), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "compared with the baseline, a" in result.output
+    assert max(len(line) for line in lines) <= 80
+    row = next(line for line in lines if line.startswith("│ b "))
+    assert row.count("│") == 10  # one line per run: run, then 4 figures with their change
+
+
+def test_the_trade_off_chart_puts_each_run_on_p99_against_load(compared: Path) -> None:
+    assert (compared / "compare_tradeoff.png").is_file()
+    assert "down and to the left is better" in (compared / "compare.html").read_text()
 
 
 def test_html_is_well_formed_and_self_contained(compared: Path) -> None:

@@ -290,6 +290,32 @@ def run_rows(runs: Sequence[RunData]) -> list[tuple[RunData, list[str]]]:
 # --------------------------------------------------------------------------- HTML and files
 
 
+# The terminal's comparison: the figures a planner weighs first, each with its change.
+TERMINAL_METRICS: tuple[Metric, ...] = (
+    Metric("p50 ms", "latency_ms.p50", fmt_ms, "", "lower"),
+    Metric("p99 ms", "latency_ms.p99", fmt_ms, "", "lower"),
+    Metric("ok", "requests.ok", fmt_pct, "", "higher", True, _ARRIVED),
+    Metric("ops/req", "amplification.ops_per_request", fmt_num, "", "lower"),
+)
+
+
+def terminal_rows(runs: Sequence[RunData]) -> tuple[list[str], list[list[str]]]:
+    """Headings and one row per run for the terminal (80 columns): each figure followed by
+    its change against the baseline (the first run)."""
+    columns = [_values(runs, m) for m in TERMINAL_METRICS]
+    rows = []
+    for i, run in enumerate(runs):
+        cells = [run.label]
+        for values in columns:
+            v = values[i]
+            cells += [v.text, "" if i == 0 else v.change]
+        rows.append(cells)
+    headings = ["run"]
+    for m in TERMINAL_METRICS:
+        headings += [m.label, "Δ"]
+    return headings, rows
+
+
 def _png_size(png: bytes) -> tuple[int, int]:
     """(width, height) in pixels from the PNG's IHDR chunk."""
     return struct.unpack(">II", png[16:24])

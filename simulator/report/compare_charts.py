@@ -300,8 +300,43 @@ def _chart_ops_split(runs: Sequence[RunData]) -> Chart | None:
     return Chart(filename, title, caption, png_bytes(fig))
 
 
+def _chart_tradeoff(runs: Sequence[RunData]) -> Chart | None:
+    """p99 against backend ops per request, one point per run: which policy pays, at a
+    glance (down and to the left is better)."""
+    filename, title = "compare_tradeoff.png", "Trade-off: tail latency against backend load"
+    points = [(r, r.number("amplification.ops_per_request"), r.number("latency_ms.p99"))
+              for r in runs]  # fmt: skip
+    points = [(r, x, y) for r, x, y in points if x is not None and y is not None]
+    if len(points) < 2:
+        return None
+    fig, (ax,) = new_figure()
+    for i, (run, x, y) in enumerate(points):
+        xerr, yerr = run.ci("amplification.ops_per_request"), run.ci("latency_ms.p99")
+        ax.errorbar([x], [y], xerr=None if xerr is None else [xerr],
+                    yerr=None if yerr is None else [yerr], fmt="o", ms=9 if i == 0 else 7,
+                    color=run.color, capsize=3, label=run.label)  # fmt: skip
+        ax.annotate(run.label, (x, y), textcoords="offset points", xytext=(6, 5), fontsize=8,
+                    color=run.color)  # fmt: skip
+    xs = [x for _, x, _ in points]
+    ys = [y for _, _, y in points]
+    ax.set_xlim(min(xs) * 0.9, max(xs) * 1.15 if max(xs) > 0 else 1)
+    ax.set_ylim(0, max(ys) * 1.2)
+    ax.set_xlabel("backend ops / request (the load the design costs)")
+    ax.set_ylabel("p99 latency (ms)")
+    ax.set_title(title)
+    side_legend(ax)
+    caption = (
+        "Each run's p99 against the backend operations it sends per request: a policy that "
+        "moves a point down buys tail latency, one that moves it right pays in load; down and "
+        "to the left is better. The baseline is the larger marker. Bars: 95% intervals, for "
+        "runs with replications."
+    ) + _without(runs, "p99 or ops per request", lambda r: r not in [p[0] for p in points])
+    return Chart(filename, title, caption, png_bytes(fig))
+
+
 # The comparison's charts, in page order. A new chart is one function appended here.
 _CHARTS: tuple[Callable[[Sequence[RunData]], Chart | None], ...] = (
+    _chart_tradeoff,
     _chart_percentiles,
     _chart_over_time,
     _chart_services,
