@@ -339,7 +339,7 @@ def compare(
         from rich.console import Console
         from rich.table import Table
 
-        from .report.compare import terminal_rows
+        from .report.compare import mixed_scenarios, terminal_rows
 
         headings, rows = terminal_rows(runs)
         table = Table(title=f"compared with the baseline, {runs[0].label}")
@@ -348,6 +348,8 @@ def compare(
         for row in rows:
             table.add_row(*row)
         Console().print(table)
+        if note := mixed_scenarios(runs):
+            typer.echo(note)
         typer.echo(f"wrote {written[-1]} and {len(written) - 1} charts")
 
 

@@ -327,3 +327,20 @@ def test_change_against_the_baseline(
     points for shares; better/worse only when the 95% intervals do not overlap."""
     got_text, got_tone, _ = describe_change(metric, base, new)
     assert (got_text, got_tone) == (text, tone)
+
+
+def test_runs_of_different_scenarios_carry_a_warning(runs: tuple[Path, Path], tmp_path: Path):
+    """Comparing two scenarios (not two what-ifs of one) says so, on the page and in the
+    terminal; two what-ifs of one scenario do not."""
+    from simulator.report.compare import mixed_scenarios
+    from simulator.report.runs import load_runs
+
+    assert mixed_scenarios(load_runs(list(runs))) is None
+    other = tmp_path / "other.yaml"
+    other.write_text(SCENARIO.replace("name: tiny", "name: other"))
+    result = fansim("run", other, "--out", tmp_path / "other", "-q")
+    assert result.exit_code == 0, result.output
+    result = fansim("compare", runs[0], tmp_path / "other", "--out", tmp_path / "cmp")
+    assert result.exit_code == 0, result.output
+    assert "different scenarios (tiny, other)" in result.output
+    assert "different scenarios (tiny, other)" in (tmp_path / "cmp" / "compare.html").read_text()

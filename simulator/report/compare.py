@@ -341,7 +341,19 @@ def render_html(runs: Sequence[RunData], charts: Sequence[Chart]) -> str:
             services=services,
             charts=[(chart, *_png_size(chart.png)) for chart in charts],
             any_ci=any("ci95" in r.summary for r in runs),
+            mixed=mixed_scenarios(runs),
         )
+    )
+
+
+def mixed_scenarios(runs: Sequence[RunData]) -> str | None:
+    """A warning when the runs come from different scenarios (by name), else None."""
+    names = list(dict.fromkeys(str(r.summary.get("scenario")) for r in runs))
+    if len(names) < 2:
+        return None
+    return (
+        f"These runs come from different scenarios ({', '.join(names)}): each difference mixes "
+        'everything that differs between them, not one what-if. See "What changed".'
     )
 
 
