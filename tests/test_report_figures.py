@@ -109,6 +109,42 @@ def test_call_graph_labels_policies_and_longest_depth():
     assert rates == {("request", "api"): 100.0, ("request", "db"): 500.0, ("api", "db"): 100.0}
 
 
+def test_the_dot_call_graph_tells_the_steps_in_order():
+    """homepage: the four parallel calls of step 1 rank before step 2's session-cache
+    (invisible ordering edges), every arrow says its step, and boxes carry the configured
+    p50/p99, pools and limits."""
+    from simulator.report.callgraph_dot import dot_source
+
+    homepage = load_scenario(ROOT / "scenarios" / "homepage.yaml")
+    source = dot_source(homepage, {"offered_rps": 2000.0})
+    for first in ("profile", "recommendations", "ads", "inventory"):
+        assert f'"{first}" -> "session-cache" [style=invis];' in source
+        assert f'"request" -> "{first}" [label=<step 1<br/>2,000 calls/s>];' in source
+    assert '"request" -> "session-cache" [label=<step 2<br/>2,000 calls/s>];' in source
+    assert "lognormal p50 5.00 ms, p99 40.0 ms" in source  # profile, as configured
+    assert "20 workers × 4" in source and "error rate 0.1%" in source
+    assert "mixture, mean" in source  # no closed-form quantiles: the mean instead
+    storm = load_scenario(ROOT / "scenarios" / "retry-storm.yaml")
+    assert "timeout 50 ms, retries 3" in dot_source(storm, {"offered_rps": 1400.0})
+    assert "queue ≤ 400" in dot_source(storm, {})
+
+
+def test_the_call_graph_falls_back_to_its_own_drawing_without_dot(monkeypatch):
+    """Graphviz is optional: without dot the report draws the call graph itself."""
+    from simulator.report import callgraph, callgraph_dot
+
+    scenario = load_scenario(ROOT / "scenarios" / "homepage.yaml")
+    data = _data({"offered_rps": 2000.0}, scenario=scenario)
+    monkeypatch.setattr(callgraph_dot, "available", lambda: False)
+    fallback = callgraph.chart(data)
+    assert fallback is not None and fallback.png.startswith(b"\x89PNG")
+    assert fallback.caption != callgraph.DOT_CAPTION
+    monkeypatch.undo()
+    if callgraph_dot.available():
+        drawn = callgraph.chart(data)
+        assert drawn.caption == callgraph.DOT_CAPTION and drawn.png.startswith(b"\x89PNG")
+
+
 # --------------------------------------------------------------------------- warnings
 
 

@@ -1,5 +1,7 @@
 """The scenario's call graph, drawn for the report: who calls whom, how many times, at what rate.
 
+With Graphviz installed the chart is :mod:`.callgraph_dot`'s layout; without it, this module's.
+
 ``call_graph`` turns a scenario and its run's summary into plain nodes and edges; ``chart``
 draws them left to right (the user request on the left, each service in the column of its
 longest call path from the request), one box per service coloured by how busy it was, one
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..results.format import dig, fmt_ms, fmt_num, is_missing
 from ..scenario.topology import nominal_amplification
+from . import callgraph_dot
 from .figure import DPI, Chart, png_bytes
 
 if TYPE_CHECKING:
@@ -29,6 +32,16 @@ ROOT = "request"
 _FILL_IDLE, _FILL_OK, _FILL_WARM, _FILL_HOT = "#eef1f4", "#dcefdc", "#fbe7c2", "#f6c9c4"
 _FILL_ROOT = "#dbe7f6"
 FIGURE_WIDTH_IN = 8.0
+DOT_CAPTION = (
+    "The request's story, left to right: each caller's steps in order (a later step's calls "
+    "to the right of the earlier ones), the calls of one step stacked. Each arrow is a step: "
+    "its number, what one call of the caller sends (fan-out, sequential repeats, answers "
+    "required, max in parallel, timeout, retries, hedge, optional) and the calls per second "
+    "that implies at the offered load. Each box is a service: its configured p50 and p99, "
+    "workers × instances and queue or concurrency limit, error rate, and in italics what "
+    "the run measured (busy share, calls per second, rejected share). Green below 70% busy, "
+    "amber below 90%, red above; grey: unlimited workers."
+)
 
 
 @dataclass(frozen=True)
@@ -175,6 +188,10 @@ def chart(data: ReportData) -> Chart | None:
     drawn first, measured, and the figure widened to fit (at least ``FIGURE_WIDTH_IN``)."""
     if data.scenario is None:
         return None
+    if callgraph_dot.available():  # Graphviz lays the story out better than we can by hand
+        png = callgraph_dot.render_png(callgraph_dot.dot_source(data.scenario, dict(data.summary)))
+        if png is not None:
+            return Chart("call_graph.png", "Call graph", DOT_CAPTION, png)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

@@ -221,6 +221,12 @@ class Gamma(_Dist):
     def mean(self):
         return self.mean_ms
 
+    def exact_tail_ms(self, p):
+        from scipy.special import gammainccinv  # lighter than scipy.stats
+
+        shape = 1 / self.cv**2
+        return float(gammainccinv(shape, p)) * self.mean_ms / shape
+
     def cdf_ms(self, t_ms):
         from scipy.special import gammainc  # lighter than scipy.stats
 
