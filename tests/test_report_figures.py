@@ -113,7 +113,7 @@ def test_the_dot_call_graph_tells_the_steps_in_order():
     """homepage: the four parallel calls of step 1 rank before step 2's session-cache
     (invisible ordering edges), every arrow says its step, and boxes carry the configured
     p50/p99, pools and limits."""
-    from simulator.report.callgraph_dot import dot_source
+    from simulator.report.callgraph import dot_source
 
     homepage = load_scenario(ROOT / "scenarios" / "homepage.yaml")
     source = dot_source(homepage, {"offered_rps": 2000.0})
@@ -131,16 +131,16 @@ def test_the_dot_call_graph_tells_the_steps_in_order():
 
 def test_the_call_graph_falls_back_to_its_own_drawing_without_dot(monkeypatch):
     """Graphviz is optional: without dot the report draws the call graph itself."""
-    from simulator.report import callgraph, callgraph_dot
+    from simulator.report import callgraph
 
     scenario = load_scenario(ROOT / "scenarios" / "homepage.yaml")
     data = _data({"offered_rps": 2000.0}, scenario=scenario)
-    monkeypatch.setattr(callgraph_dot, "available", lambda: False)
+    monkeypatch.setattr(callgraph, "dot_available", lambda: False)
     fallback = callgraph.chart(data)
     assert fallback is not None and fallback.png.startswith(b"\x89PNG")
     assert fallback.caption != callgraph.DOT_CAPTION
     monkeypatch.undo()
-    if callgraph_dot.available():
+    if callgraph.dot_available():
         drawn = callgraph.chart(data)
         assert drawn.caption == callgraph.DOT_CAPTION and drawn.png.startswith(b"\x89PNG")
 

@@ -1,6 +1,7 @@
 """The scenario's call graph, drawn for the report: who calls whom, how many times, at what rate.
 
-With Graphviz installed the chart is :mod:`.callgraph_dot`'s layout; without it, this module's.
+With Graphviz installed ``dot`` lays the chart out (``dot_source``, ``render_png``); without it,
+``chart`` draws it itself.
 
 ``call_graph`` turns a scenario and its run's summary into plain nodes and edges; ``chart``
 draws them left to right (the user request on the left, each service in the column of its
@@ -13,12 +14,14 @@ retries and hedges at a glance.
 
 from __future__ import annotations
 
+import html
+import shutil
+import subprocess
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..results.format import dig, fmt_ms, fmt_num, is_missing
+from ..results.format import dig, fmt_ms, fmt_num, fmt_pct, is_missing
 from ..scenario.topology import nominal_amplification
-from . import callgraph_dot
 from .figure import DPI, Chart, png_bytes
 
 if TYPE_CHECKING:
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["Edge", "Node", "call_graph", "chart"]
 
 ROOT = "request"
+DOT_TIMEOUT_S = 20
 # Box fill by utilization: below 70% calm, below 90% warm, above that saturated.
 _FILL_IDLE, _FILL_OK, _FILL_WARM, _FILL_HOT = "#eef1f4", "#dcefdc", "#fbe7c2", "#f6c9c4"
 _FILL_ROOT = "#dbe7f6"
@@ -60,8 +64,10 @@ class Edge:
     nominal_per_s: float | None  # calls/s the topology implies at the offered load
 
 
-def _step_label(scenario: Scenario, step: Step, callee: str) -> str:
-    parts = []
+def _step_label(scenario: Scenario, step: Step, callee: str, number: int | None = None) -> str:
+    """What one call of the caller sends in ``step``: its number among the caller's steps (when
+    there are several), fan-out, repeats, answers required and policies."""
+    parts = [f"step {number}"] if number is not None else []
     if step.fanout == "shards":
         parts.append(f"×{scenario.services[callee].instances} shards")
     elif step.fanout != 1:
@@ -71,6 +77,8 @@ def _step_label(scenario: Scenario, step: Step, callee: str) -> str:
     n, k = scenario.calls_in(step), scenario.required(step)
     if k < n:
         parts.append(f"need {k} of {n}")
+    if step.max_parallel:
+        parts.append(f"max {step.max_parallel} at once")
     if step.timeout_ms:
         parts.append(f"timeout {step.timeout_ms:g} ms")
     if step.retries:
@@ -86,10 +94,18 @@ def _step_label(scenario: Scenario, step: Step, callee: str) -> str:
 
 
 def _describe_latency(latency: Any) -> str:
+    """'lognormal p50 2.00 ms, p99 10.0 ms' (the configured law's exact quantiles), or its mean
+    where the quantiles have no closed form here (a mixture, an empirical file)."""
     try:
-        return f"{latency.dist}, mean {fmt_ms(latency.mean())} ms"
-    except (ValueError, NotImplementedError):
-        return str(latency.dist)
+        p50, p99 = latency.exact_tail_ms(0.5), latency.exact_tail_ms(0.01)
+        if is_missing(p50) or is_missing(p99):
+            raise ValueError("no quantiles")
+        return f"{latency.dist} p50 {fmt_ms(p50)} ms, p99 {fmt_ms(p99)} ms"
+    except Exception:  # no exact quantile: the mean, or the name alone
+        try:
+            return f"{latency.dist}, mean {fmt_ms(latency.mean())} ms"
+        except Exception:
+            return str(latency.dist)
 
 
 def _depths(scenario: Scenario) -> dict[str, int]:
@@ -164,13 +180,16 @@ def call_graph(scenario: Scenario, summary: dict) -> tuple[list[Node], list[Edge
     ]
 
 
-def _fill(node: Node) -> str:
-    if node.name == ROOT:
-        return _FILL_ROOT
-    u = node.utilization
-    if is_missing(u):
+def fill(utilization: Any) -> str:
+    """A service box's colour by how busy it was: calm, warm, hot; grey when unlimited."""
+    if is_missing(utilization):
         return _FILL_IDLE
+    u = utilization
     return _FILL_OK if u < 0.7 else _FILL_WARM if u < 0.9 else _FILL_HOT
+
+
+def _fill(node: Node) -> str:
+    return _FILL_ROOT if node.name == ROOT else fill(node.utilization)
 
 
 def _edge_text(edge: Edge) -> str:
@@ -188,8 +207,8 @@ def chart(data: ReportData) -> Chart | None:
     drawn first, measured, and the figure widened to fit (at least ``FIGURE_WIDTH_IN``)."""
     if data.scenario is None:
         return None
-    if callgraph_dot.available():  # Graphviz lays the story out better than we can by hand
-        png = callgraph_dot.render_png(callgraph_dot.dot_source(data.scenario, dict(data.summary)))
+    if dot_available():  # Graphviz lays the story out better than we can by hand
+        png = render_png(dot_source(data.scenario, dict(data.summary)))
         if png is not None:
             return Chart("call_graph.png", "Call graph", DOT_CAPTION, png)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -283,3 +302,112 @@ def chart(data: ReportData) -> Chart | None:
         "second the run measured, retries and hedges included."
     )
     return Chart("call_graph.png", "Call graph", caption, png_bytes(fig))
+
+
+# --------------------------------------------------------------------------- Graphviz layout
+# With Graphviz ``dot`` installed (``apt install graphviz``; ``.ci/run`` installs it) the chart
+# is laid out by dot: each caller's steps in order (a later step's callees ranked after every
+# callee of the steps before it, by invisible ordering edges), the calls of one step stacked.
+
+
+def dot_available() -> bool:
+    """Whether Graphviz ``dot`` is on the PATH."""
+    return shutil.which("dot") is not None
+
+
+def render_png(source: str) -> bytes | None:
+    """``dot -Tpng`` of ``source`` at the report's DPI; None when dot fails or is missing."""
+    dot = shutil.which("dot")
+    if dot is None:
+        return None
+    try:
+        done = subprocess.run([dot, "-Tpng", f"-Gdpi={DPI}"], input=source.encode(),
+                              capture_output=True, timeout=DOT_TIMEOUT_S, check=False)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 and done.stdout.startswith(b"\x89PNG") else None
+
+
+def dot_source(scenario: Scenario, summary: dict[str, Any]) -> str:
+    """The DOT text of the scenario's call graph with the run's figures."""
+    offered = summary.get("offered_rps")
+    per_request = nominal_amplification(scenario)["calls"]
+    lines = [
+        "digraph callgraph {",
+        '  graph [rankdir=LR, nodesep=0.25, ranksep=0.55, fontname="DejaVu Sans", '
+        "fontsize=11, labelloc=t];",
+        '  node [shape=box, style="rounded,filled", fontname="DejaVu Sans", fontsize=9, '
+        'color="#737373", margin="0.12,0.06"];',
+        '  edge [fontname="DejaVu Sans", fontsize=8, color="#595959", arrowsize=0.7];',
+    ]
+    request_lines = ["<b>user request</b>"]
+    if offered:
+        request_lines.append(f"{fmt_num(offered)} rps offered")
+    if scenario.request.deadline_ms is not None:
+        request_lines.append(f"deadline {fmt_num(scenario.request.deadline_ms)} ms")
+    lines.append(f'  "{ROOT}" [label=<{"<br/>".join(request_lines)}>, fillcolor="{_FILL_ROOT}"];')
+    reached = [name for name in _depths(scenario) if name != ROOT]
+    for name in reached:
+        fill_color = fill(dig(summary, f"services.{name}.utilization"))
+        label = _service_label(scenario, summary, name)
+        lines.append(f'  "{_q(name)}" [label=<{label}>, fillcolor="{fill_color}"];')
+    for caller in [ROOT, *reached]:
+        steps = scenario.request.steps if caller == ROOT else scenario.services[caller].steps
+        caller_calls = 1.0 if caller == ROOT else per_request.get(caller, 0.0)
+        previous: list[str] = []
+        for i, step in enumerate(steps, 1):
+            for callee in step.callees:
+                per_run = (scenario.services[callee].instances if step.fanout == "shards"
+                           else step.fanout)  # fmt: skip
+                rate = offered * caller_calls * per_run * step.repeat if offered else None
+                label = _e(_step_label(scenario, step, callee, i if len(steps) > 1 else None))
+                if rate:
+                    label += f"<br/>{fmt_num(rate)} calls/s"
+                lines.append(f'  "{_q(caller)}" -> "{_q(callee)}" [label=<{label}>];')
+            for before in previous:  # this step starts after the last one: rank it later
+                for callee in step.callees:
+                    if before != callee:
+                        lines.append(f'  "{_q(before)}" -> "{_q(callee)}" [style=invis];')
+            previous = step.callees
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _service_label(scenario: Scenario, summary: dict[str, Any], name: str) -> str:
+    spec = scenario.services[name]
+    rows = [f"<b>{_e(name)}</b>", _e(_describe_latency(spec.latency))]
+    if spec.workers is not None:
+        pool = f"{spec.workers} workers" + (f" × {spec.instances}" if spec.instances > 1 else "")
+    elif spec.concurrency is not None:
+        pool = f"adaptive limit ({spec.concurrency.algorithm})"
+    else:
+        pool = "unlimited workers" + (f" × {spec.instances}" if spec.instances > 1 else "")
+    if spec.queue_limit is not None:
+        pool += f", queue ≤ {spec.queue_limit}"
+    rows.append(_e(pool))
+    if spec.error_rate:
+        rows.append(_e(f"error rate {fmt_pct(spec.error_rate)}"))
+    measured = []
+    util = dig(summary, f"services.{name}.utilization")
+    if not is_missing(util):
+        measured.append(f"{fmt_pct(util)} busy")
+    calls = dig(summary, f"services.{name}.calls_per_sec")
+    if not is_missing(calls):
+        measured.append(f"{fmt_num(calls)} calls/s")
+    rejected = dig(summary, f"services.{name}.rejected")
+    total = dig(summary, f"services.{name}.calls")
+    if not is_missing(rejected) and rejected and total:
+        measured.append(f"{fmt_pct(rejected / total)} rejected")
+    if measured:
+        rows.append(f"<i>{_e(', '.join(measured))}</i>")
+    return "<br/>".join(rows)
+
+
+def _e(text: str) -> str:
+    """Text for a Graphviz HTML-like label."""
+    return html.escape(str(text), quote=False)
+
+
+def _q(name: str) -> str:
+    """A node id inside double quotes."""
+    return name.replace("\\", "\\\\").replace('"', '\\"')
