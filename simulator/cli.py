@@ -51,6 +51,16 @@ def _fail(error: ScenarioError) -> None:
     raise typer.Exit(EXIT_BAD_INPUT)
 
 
+# Options several commands share, declared once.
+DurationOption = Annotated[
+    float | None, typer.Option(help="Measured simulated seconds (overrides duration_s).")
+]
+ProcessesOption = Annotated[int | None, typer.Option(help="Processes [CPU count].")]
+ClusterOption = Annotated[
+    str | None, typer.Option(help="A Dask scheduler, tcp://HOST:PORT (fansim[dask]).")
+]
+
+
 # Flags that override a scenario key: (flag, key). An error in the key names the flag.
 _FLAG_KEYS = {"duration": ("--duration", "duration_s"), "replications": ("--replications",
               "replications"), "seed": ("--seed", "seed")}  # fmt: skip
@@ -91,9 +101,7 @@ def run(
         typer.Option(help="Output directory (default reports/NAME/, NAME from the scenario)."),
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed (overrides the scenario's).")] = None,
-    duration: Annotated[
-        float | None, typer.Option(help="Measured simulated seconds (overrides duration_s).")
-    ] = None,
+    duration: DurationOption = None,
     set_: Annotated[
         list[str] | None,
         typer.Option(
@@ -367,13 +375,9 @@ def sweep(
         Path | None, typer.Option(help="Output directory (default reports/NAME-sweep/).")
     ] = None,
     replications: Annotated[int | None, typer.Option(help="Runs per point.")] = None,
-    workers: Annotated[int | None, typer.Option(help="Processes [CPU count].")] = None,
-    cluster: Annotated[
-        str | None, typer.Option(help="A Dask scheduler, tcp://HOST:PORT (fansim[dask]).")
-    ] = None,
-    duration: Annotated[
-        float | None, typer.Option(help="Measured simulated seconds (overrides duration_s).")
-    ] = None,
+    workers: ProcessesOption = None,
+    cluster: ClusterOption = None,
+    duration: DurationOption = None,
     set_: Annotated[
         list[str] | None,
         typer.Option(
@@ -441,13 +445,9 @@ def plan(
     out: Annotated[
         Path | None, typer.Option(help="Output directory (default reports/NAME-plan/).")
     ] = None,
-    workers: Annotated[int | None, typer.Option(help="Processes [CPU count].")] = None,
-    cluster: Annotated[
-        str | None, typer.Option(help="A Dask scheduler, tcp://HOST:PORT (fansim[dask]).")
-    ] = None,
-    duration: Annotated[
-        float | None, typer.Option(help="Measured simulated seconds (overrides duration_s).")
-    ] = None,
+    workers: ProcessesOption = None,
+    cluster: ClusterOption = None,
+    duration: DurationOption = None,
     set_: Annotated[
         list[str] | None,
         typer.Option(
