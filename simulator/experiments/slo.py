@@ -31,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..results.summary import mean_half_width
 from ..scenario.errors import ScenarioError
 
 LATENCY = ("p50", "p90", "p95", "p99", "p999", "mean", "max")
@@ -193,15 +194,7 @@ def _figure(term: Term, values: list[float], confidence: float) -> Figure:
     finite = [v for v in values if not math.isnan(v)]
     if len(finite) < len(values) or not finite:
         return Figure(term, _mean(finite), math.nan, "undecided")
-    mean = _mean(finite)
-    if len(finite) == 1:
-        half = math.nan
-    else:
-        from scipy import stats
-
-        t = float(stats.t.ppf(0.5 + confidence / 2, len(finite) - 1))
-        sd = math.sqrt(sum((v - mean) ** 2 for v in finite) / (len(finite) - 1))
-        half = t * sd / math.sqrt(len(finite))
+    mean, half = mean_half_width(finite, confidence)
     if math.isnan(half):
         return Figure(term, mean, half, "undecided")
     # "<": pass when the whole interval is below the line; fail when it is all at or above

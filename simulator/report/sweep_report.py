@@ -5,7 +5,6 @@ columns ``experiments.sweep`` writes), never the engine."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,6 +13,7 @@ import numpy as np
 
 from ..results.files import write_atomic
 from ..results.format import fmt_num
+from ..results.summary import mean_half_width
 from .figure import Chart, new_figure, png_bytes, side_legend
 from .html import environment
 
@@ -42,15 +42,7 @@ def busiest_utilization(rows: pd.DataFrame) -> str | None:
 
 def mean_and_band(values: np.ndarray) -> tuple[float, float]:
     """Mean and Student-t 95% half-width (NaN with one value) of one point's replications."""
-    values = values[np.isfinite(values)]
-    if not len(values):
-        return math.nan, math.nan
-    if len(values) == 1:
-        return float(values[0]), math.nan
-    from scipy import stats
-
-    t = float(stats.t.ppf(0.975, len(values) - 1))
-    return float(values.mean()), t * float(values.std(ddof=1)) / math.sqrt(len(values))
+    return mean_half_width(values[np.isfinite(values)], 0.95)
 
 
 def chart(rows: pd.DataFrame, column: str, title: str, unit: str, keys: Sequence[str]) -> Chart:

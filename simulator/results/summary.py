@@ -11,6 +11,7 @@ they start in).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -285,6 +286,21 @@ def _timeseries(sim: Sim, n: int, per_second: dict[str, np.ndarray]) -> dict[str
         if svc.spec.concurrency is not None:
             table[f"limit_{svc.name}"] = limit  # adaptive limit summed over instances
     return table
+
+
+def mean_half_width(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
+    """Mean of ``values`` (finite numbers, one per replication) and the half-width of its
+    two-sided Student-t interval at ``confidence``; NaN where there is no value, and a NaN
+    half-width for a single value (one run gives no interval)."""
+    x = np.asarray(values, dtype=float)
+    if not len(x):
+        return math.nan, math.nan
+    if len(x) == 1:
+        return float(x[0]), math.nan
+    from scipy import stats
+
+    t = float(stats.t.ppf(0.5 + confidence / 2, len(x) - 1))
+    return float(x.mean()), t * float(x.std(ddof=1)) / math.sqrt(len(x))
 
 
 def combine(summaries: list[dict[str, Any]]) -> dict[str, Any]:
