@@ -270,3 +270,43 @@ def test_a_refused_hedge_during_a_backoff_leaves_the_retry_alone(tmp_path):
     # first attempt times out at 10; the hedge at 20 is refused; the retry at 110 times out
     assert res.latencies_ms.tolist() == [120.0]
     assert res.summary["requests"]["failed"] == 1
+
+
+def _abandoned_subtree(tmp_path):
+    """front (5 ms) calls three db calls in a row (10 ms each) and then two in parallel; the
+    caller times front out at 18 ms and retries once, which times out at 36 ms."""
+    services = {
+        "front": const(5, steps=[{"call": "db", "repeat": 3}, {"call": "db", "fanout": 2}]),
+        "db": const(10),
+    }
+    step = {"call": "front", "timeout_ms": 18, "retries": {"max": 1}}
+    return run_trace(tmp_path, [0.0], services, [step])
+
+
+def test_a_given_up_calls_subtree_is_wasted_from_when_it_was_given_up(tmp_path):
+    """Calls below an abandoned call count as wasted only when they answer after it was given
+    up on; a retry's whole subtree counts as retry ops."""
+    res = _abandoned_subtree(tmp_path)
+    s = res.summary
+    assert res.latencies_ms.tolist() == [36.0] and s["requests"]["failed"] == 1
+    # attempt 1: db answers at 15 | 25, 35 | 45, 45 (given up at 18); attempt 2 from 18:
+    # db at 33 | 43, 53 | 63, 63 (given up at 36): one db call of each attempt was in time
+    assert s["services"]["front"]["wasted"] == 2
+    assert s["services"]["db"]["wasted"] == 8 and s["services"]["db"]["calls"] == 10
+    split = s["amplification"]["ops_split_per_request"]
+    assert split["nominal"] == 5 and split["retries"] == 5
+
+
+def test_a_contention_free_subtree_on_the_event_path_counts_as_the_call_by_call_path(
+    tmp_path, monkeypatch
+):
+    """Evaluating an event-path call's contention-free subtree at once (nothing can stop it)
+    gives the same summary as sending every call of it through the event path."""
+    from simulator.engine import sim
+
+    for sub in ("at_once", "call_by_call"):
+        (tmp_path / sub).mkdir()
+    at_once = _abandoned_subtree(tmp_path / "at_once").summary
+    monkeypatch.setattr(sim, "_no_losers", lambda steps: False)  # every call on the event path
+    call_by_call = _abandoned_subtree(tmp_path / "call_by_call").summary
+    assert at_once == call_by_call

@@ -57,7 +57,7 @@ class Call:
 
     __slots__ = (
         "svc", "inst", "rec", "t0", "parent", "kind", "state", "flow", "up", "abandoned",
-        "event_mode", "step", "probe", "started", "served", "deadline",
+        "event_mode", "step", "probe", "started", "served", "deadline", "trace",
     )  # fmt: skip
 
     def __init__(self, svc, inst, rec, t0, parent, kind, up, event_mode, step):
@@ -65,17 +65,21 @@ class Call:
         self.kind, self.up, self.event_mode, self.step = kind, up, event_mode, step
         self.state = QUEUED
         self.flow: Flow | None = None
-        self.abandoned = False
+        self.abandoned = INF  # when its caller gave up on it (ms), if it did
         self.probe = False  # a circuit breaker's half-open probe
         self.started = 0.0  # when it was admitted (under an adaptive limit, maybe not served)
         self.served = 0.0  # when it took a worker
         self.deadline = INF  # its request's deadline, inherited by its downstream steps
+        # its contention-free subtree's window calls, evaluated at once on the event path:
+        # (answered at ms, service, step), for the wasted count (Sim.serve_free_subtree)
+        self.trace: list | None = None
 
-    def given_up(self) -> bool:
-        """Whether this call or one of its ancestors was abandoned by its caller."""
+    def given_up(self, before_ms: float = INF) -> bool:
+        """Whether this call or one of its ancestors was abandoned by its caller (before
+        ``before_ms``)."""
         call = self
         while call is not None:
-            if call.abandoned:
+            if call.abandoned < before_ms:
                 return True
             call = call.up
         return False

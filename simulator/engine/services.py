@@ -103,6 +103,9 @@ class Svc:
         self.segments: tuple = ()
         self.event_segments: tuple = ()  # every step on the event path (cancellable calls)
         self.free = False
+        self.free_below = False  # every downstream step is contention-free
+        # ... and can be evaluated at once for an event-path call too (Sim.serve_free_subtree)
+        self.free_below_events = False
         # measured-window counters (every window call answered records its latency)
         self.rejected = 0
         self.errors = 0

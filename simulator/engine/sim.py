@@ -82,6 +82,17 @@ class Sim:
             svc.plan = self._compile(svc.spec.steps, f"services.{svc.name}")
             svc.segments = plan_segments(svc.plan)
             svc.event_segments = plan_event_segments(svc.plan)
+        # Without cancellation or a deadline, no call's downstream is ever stopped: an
+        # event-path call's contention-free subtree can then be evaluated at once, when it has
+        # no losers (every step needs all its answers, no errors) whose waste would need timing.
+        stoppable = scenario.request.deadline_ms is not None or any(
+            step.cancel_losers
+            for steps in [scenario.request.steps] + [s.steps for s in scenario.services.values()]
+            for step in steps
+        )
+        for svc in self.svcs.values():
+            svc.free_below = len(svc.segments) == 1 and svc.segments[0][0]
+            svc.free_below_events = svc.free_below and not stoppable and _no_losers(svc.plan)
         self.deadline_ms = scenario.request.deadline_ms
         if self.deadline_ms is None:
             self.segments = plan_segments(self.plan)
@@ -151,8 +162,9 @@ class Sim:
 
     # ---- contention-free path: a call's whole subtree, evaluated at once -------------------
 
-    def free_call(self, svc: Svc, t: float, rec: bool) -> tuple[float, bool]:
-        """Duration (ms) and success of a call to a contention-free service started at ``t``."""
+    def free_call(self, svc: Svc, t: float, rec: bool, trace=None) -> tuple[float, bool]:
+        """Duration (ms) and success of a call to a contention-free service started at ``t``
+        (``trace``: see ``run_free``)."""
         d = svc.draw()
         try:
             svc.started_per_s[int(t * 0.001)] += 1
@@ -161,7 +173,7 @@ class Sim:
         if svc.error_rate and svc.draw_u() < svc.error_rate:
             ok = False
         elif svc.plan:
-            sub, ok = self.run_free(svc.plan, t + d, rec)
+            sub, ok = self.run_free(svc.plan, t + d, rec, trace)
             d += sub
         else:
             ok = True
@@ -171,15 +183,26 @@ class Sim:
                 svc.errors += 1
         return d, ok
 
-    def run_free(self, steps: tuple[RStep, ...], t: float, rec: bool) -> tuple[float, bool]:
-        """Run contention-free steps in sequence from ``t``: total duration (ms) and success."""
+    def run_free(
+        self, steps: tuple[RStep, ...], t: float, rec: bool, trace: list | None = None
+    ) -> tuple[float, bool]:
+        """Run contention-free steps in sequence from ``t``: total duration (ms) and success.
+        A ``trace`` list gets ``(answered at ms, service, step)`` of every call made."""
         total = 0.0
         for step in steps:
+            start = t + total
             if step.n == 1:
-                d, ok = self.free_call(step.targets[0][0], t + total, rec)
+                svc = step.targets[0][0]
+                d, ok = self.free_call(svc, start, rec, trace)
+                if trace is not None:
+                    trace.append((start + d, svc, step))
             else:
-                start = t + total
-                answers = [self.free_call(svc, start, rec) for svc, _ in step.targets]
+                answers = [self.free_call(svc, start, rec, trace) for svc, _ in step.targets]
+                if trace is not None:
+                    trace += [
+                        (start + a, svc, step)
+                        for (a, _), (svc, _) in zip(answers, step.targets, strict=True)
+                    ]
                 d, ok = _fan_in(answers, step.k, step.n)
             total += d
             if not ok:
@@ -247,15 +270,40 @@ class Sim:
             timer(self._failed, self.env, d, call)
         elif not svc.segments:
             timer(self._succeeded, self.env, d, call)
-        elif not call.event_mode and len(svc.segments) == 1 and svc.segments[0][0]:
+        elif svc.free_below and not call.event_mode:
             sub, ok = self.run_free(svc.plan, now + d, call.rec)  # all downstream free
             timer(self._succeeded if ok else self._failed, self.env, d + sub, call)
+        elif svc.free_below_events:
+            self.serve_free_subtree(call, now + d)
         else:
             segments = svc.event_segments if call.event_mode else svc.segments
             flow = Flow(self, segments, call.rec, lambda ok, cause: self._end(call, ok, cause),
                         call, call.kind, call.event_mode, call.deadline)  # fmt: skip
             call.flow = flow
             timer(flow.advance, self.env, d)
+
+    def serve_free_subtree(self, call: Call, t: float) -> None:
+        """An event-path call whose downstream steps are contention-free, never stopped and
+        without losers (``Svc.free_below_events``) runs them at once from ``t``, as a call off
+        the event path does. What the event path would count per subtree call is counted here:
+        leaf ops by the kind of attempt now, and the calls answered after the call (or an
+        ancestor) was given up on as wasted when the call answers (``_end``)."""
+        trace: list | None = [] if call.rec else None
+        sub, _ok = self.run_free(call.svc.plan, t, call.rec, trace)  # no errors: always ok
+        if trace:
+            for _at, svc, _step in trace:
+                if svc.leaf:
+                    svc.ops_by_kind[call.kind] += 1
+            call.trace = trace
+        timer(self._succeeded, self.env, t + sub - self.env._now, call)
+
+    def _count_wasted(self, call: Call) -> None:
+        """The subtree calls of ``call`` (see ``serve_free_subtree``) answered after it or an
+        ancestor was given up on."""
+        for at, svc, step in call.trace:
+            if call.given_up(at):
+                svc.wasted += 1
+                step.stats.wasted += 1
 
     def _succeeded(self, event) -> None:
         self._end(event._value, True, OK)
@@ -304,6 +352,8 @@ class Sim:
                 svc.wasted += 1
                 if call.step is not None:
                     call.step.stats.wasted += 1
+            if call.trace:
+                self._count_wasted(call)
         call.parent.answer(ok, cause, call)
 
     def cancel(self, call: Call) -> None:
@@ -337,7 +387,7 @@ class Sim:
                 if cancel:
                     self.cancel(item)
                 else:
-                    item.abandoned = True
+                    item.abandoned = self.env._now
         else:
             item.drop(cancel)
 
@@ -463,6 +513,16 @@ def _fan_in(answers: list[tuple[float, bool]], k: int, n: int) -> tuple[float, b
             if spare < 0:
                 return d, False
     raise AssertionError("fan-in undecided")  # unreachable: n answers decide k of n
+
+
+def _no_losers(steps: tuple[RStep, ...]) -> bool:
+    """Whether contention-free ``steps`` and everything below them wait for every answer and
+    never fail: no call is ever given up on inside them."""
+    return all(
+        step.k == step.n and not svc.error_rate and _no_losers(svc.plan)
+        for step in steps
+        for svc, _ in step.targets
+    )
 
 
 def _rng(seed: int, *key: int) -> np.random.Generator:
