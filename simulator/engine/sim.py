@@ -70,9 +70,12 @@ class Sim:
             name: Svc(name, spec, _rng(seed, 1, zlib.crc32(name.encode())), horizon_s)
             for name, spec in scenario.services.items()
         }
-        self.arrivals_ms = (
-            arrival_times_s(scenario.workload, self.end_ms / 1000.0, _rng(seed, 0)) * 1000.0
-        )
+        arrivals_ms = arrival_times_s(scenario.workload, self.end_ms / 1000.0, _rng(seed, 0))
+        # The event path reads arrival times one by one, as Python floats: a numpy scalar
+        # would become the clock, and every sum and difference of times would then cost
+        # numpy's scalar overhead. numpy blocks see the same memory as an array.
+        self.arrival_times = array("d", np.asarray(arrivals_ms * 1000.0, dtype=float).tobytes())
+        self.arrivals_ms = np.frombuffer(self.arrival_times, dtype=float)
         for svc in self.svcs.values():
             svc.free = self._is_free(svc.name)
         self.steps: dict[str, StepStats] = {}
@@ -395,7 +398,7 @@ class Sim:
 
     def _arrive(self, event) -> None:
         i = event._value
-        times = self.arrivals_ms
+        times = self.arrival_times
         if i + 1 < len(times):
             timer(self._arrive, self.env, times[i + 1] - times[i], i + 1)
         t0 = self.env._now
@@ -429,7 +432,8 @@ class Sim:
         batch.extend(self.req_ms, d, "f8")
         batch.extend(self.req_outcome, np.where(ok, OK, FAILED), "i1")
         if hi < len(times):
-            timer(self._arrive_block, self.env, times[hi] - self.env._now, int(times[hi] // 1000.0))
+            t_next = self.arrival_times[hi]
+            timer(self._arrive_block, self.env, t_next - self.env._now, int(t_next // 1000.0))
 
     def record(self, t0: float, latency_ms: float, outcome: int) -> None:
         self.req_t0.append(t0)
@@ -447,11 +451,11 @@ class Sim:
     def run(self, progress: Callable[[float], None] | None = None) -> None:
         """Simulate to the end of the window, then drain: every window request gets answered."""
         env = self.env
-        if self.root_free and len(self.arrivals_ms):  # numpy blocks, one simulated second each
-            first = int(self.arrivals_ms[0] // 1000.0)
-            timer(self._arrive_block, env, self.arrivals_ms[0], first)
-        elif len(self.arrivals_ms):
-            timer(self._arrive, env, self.arrivals_ms[0], 0)
+        times = self.arrival_times
+        if self.root_free and len(times):  # numpy blocks, one simulated second each
+            timer(self._arrive_block, env, times[0], int(times[0] // 1000.0))
+        elif len(times):
+            timer(self._arrive, env, times[0], 0)
         if self.contended:
             self._sample_queues(None)
             for edge in (self.warmup_ms, self.end_ms):
