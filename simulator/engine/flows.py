@@ -60,16 +60,16 @@ class Call:
         "event_mode", "step", "probe", "started", "served", "deadline", "trace",
     )  # fmt: skip
 
-    def __init__(self, svc, inst, rec, t0, parent, kind, up, event_mode, step):
+    def __init__(self, svc, inst, rec, t0, parent, kind, up, event_mode, step, deadline):
         self.svc, self.inst, self.rec, self.t0, self.parent = svc, inst, rec, t0, parent
         self.kind, self.up, self.event_mode, self.step = kind, up, event_mode, step
+        self.deadline = deadline  # its request's deadline, inherited by its downstream steps
         self.state = QUEUED
         self.flow: Flow | None = None
         self.abandoned = INF  # when its caller gave up on it (ms), if it did
         self.probe = False  # a circuit breaker's half-open probe
         self.started = 0.0  # when it was admitted (under an adaptive limit, maybe not served)
         self.served = 0.0  # when it took a worker
-        self.deadline = INF  # its request's deadline, inherited by its downstream steps
         # its contention-free subtree's window calls, evaluated at once on the event path:
         # (answered at ms, service, step), for the wasted count (Sim.serve_free_subtree)
         self.trace: list | None = None
@@ -285,22 +285,23 @@ class Request:
         self.done(ok, FAILED)
 
 
-class OneCallRequest:
-    """A request whose whole plan is one call to a contended service, with no policy and no
-    deadline (the shape of M/M/c and M/G/1): the call answers the request directly, with no
-    ``Flow`` in between. The outcome is the one a flow would give: ok, partial when an optional
-    call is missing, else the call's cause."""
+class OneCallRequests:
+    """Answers requests whose whole plan is one call to a contended service, with no policy
+    and no deadline (the shape of M/M/c and M/G/1): the call is sent when its request arrives
+    and answers the request directly, with no ``Flow`` or request object in between. The
+    outcome is the one a flow would give: ok, partial when an optional call is missing, else
+    the call's cause."""
 
-    __slots__ = ("sim", "t0", "optional")
+    __slots__ = ("sim", "optional")
 
-    def __init__(self, sim: Sim, t0: float, optional: bool):
-        self.sim, self.t0, self.optional = sim, t0, optional
+    def __init__(self, sim: Sim, optional: bool):
+        self.sim, self.optional = sim, optional
 
-    def answer(self, ok: bool, cause: int, _who=None) -> None:
+    def answer(self, ok: bool, cause: int, call: Call) -> None:
         sim = self.sim
         sim.outstanding -= 1
         outcome = OK if ok else PARTIAL if self.optional else cause
-        sim.record(self.t0, sim.env._now - self.t0, outcome)
+        sim.record(call.t0, sim.env._now - call.t0, outcome)
 
 
 def plan_event_segments(plan: tuple[RStep, ...]) -> tuple:

@@ -93,6 +93,7 @@ class Svc:
         else:
             limit = 0.0
             self.instances = [Instance(workers) for _ in range(spec.instances)]
+        self.only = self.instances[0] if len(self.instances) == 1 else None  # no balancing
         self.limited = spec.workers is not None or spec.concurrency is not None
         self.adaptive = spec.concurrency is not None
         self.limit_total = limit * spec.instances  # adaptive limits summed over instances

@@ -44,7 +44,7 @@ from .flows import (
     RUNNING,
     Call,
     Flow,
-    OneCallRequest,
+    OneCallRequests,
     Request,
     RStep,
     StepStats,
@@ -103,6 +103,8 @@ class Sim:
             self.segments = plan_event_segments(self.plan)
         self.root_free = self.deadline_ms is None and all(s.free for s in self.plan)
         self.one_call = self._one_call_step()
+        if self.one_call is not None:
+            self.one_call_requests = OneCallRequests(self, self.one_call.spec.optional)
         self.contended = [s for s in self.svcs.values() if not s.free]
         # per request, whole run (the window is cut at the end)
         self.req_t0 = array("d")
@@ -123,7 +125,7 @@ class Sim:
 
     def _one_call_step(self) -> RStep | None:
         """The request's only step when the request is one plain call to a contended service
-        (no deadline, no policy): such a request needs no Flow (flows.OneCallRequest)."""
+        (no deadline, no policy): such a request needs no Flow (flows.OneCallRequests)."""
         if self.deadline_ms is not None or len(self.segments) != 1 or self.segments[0][0]:
             return None
         step = self.segments[0][1]
@@ -218,10 +220,9 @@ class Sim:
              deadline=INF):  # fmt: skip
         """A call arrives at a service: start, queue, or reject it. Returns the Call; a
         rejection is answered to ``parent`` before this returns."""
-        inst = svc.instances[shard] if shard >= 0 else svc.pick()
+        inst = svc.instances[shard] if shard >= 0 else svc.only or svc.pick()
         now = self.env._now
-        call = Call(svc, inst, rec, now, parent, kind, up, event_mode, step)
-        call.deadline = deadline
+        call = Call(svc, inst, rec, now, parent, kind, up, event_mode, step, deadline)
         if inst.busy < inst.cap:
             self._start(call)
         elif len(inst.queue) < svc.queue_limit:
@@ -411,8 +412,7 @@ class Sim:
         step = self.one_call
         if step is not None:
             svc, shard = step.targets[0]
-            parent = OneCallRequest(self, t0, step.spec.optional)
-            self.send(svc, shard, rec, parent, FIRST, None, False, step, INF)
+            self.send(svc, shard, rec, self.one_call_requests, FIRST, None, False, step, INF)
             return
         deadline = self.deadline_ms
         request = Request(self, t0, rec, self.segments, deadline)
