@@ -60,8 +60,15 @@ def png_bytes(fig: Figure) -> bytes:
         # A legend of very many services can squeeze the plot to nothing; the chart is still
         # drawn (legend beside it), so this is no news for the terminal.
         warnings.filterwarnings("ignore", "constrained_layout not applied", UserWarning)
-        # No "Software" metadata: the same run gives byte-identical PNGs.
-        fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+        # No "Software" metadata: the same run gives byte-identical PNGs. zlib level 3
+        # instead of 6 encodes in a third of the time for files ~8% larger.
+        fig.savefig(
+            buf,
+            format="png",
+            dpi=DPI,
+            metadata={"Software": None},
+            pil_kwargs={"compress_level": 3},
+        )
     return buf.getvalue()
 
 
