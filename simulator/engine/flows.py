@@ -57,7 +57,7 @@ class Call:
 
     __slots__ = (
         "svc", "inst", "rec", "t0", "parent", "kind", "state", "flow", "up", "abandoned",
-        "event_mode", "step", "probe", "started", "served", "deadline", "trace",
+        "event_mode", "step", "probe", "started", "served", "deadline", "trace", "answer_at",
     )  # fmt: skip
 
     def __init__(self, svc, inst, rec, t0, parent, kind, up, event_mode, step, deadline):
@@ -70,6 +70,7 @@ class Call:
         self.probe = False  # a circuit breaker's half-open probe
         self.started = 0.0  # when it was admitted (under an adaptive limit, maybe not served)
         self.served = 0.0  # when it took a worker
+        self.answer_at = INF  # when it will answer (ms), once a worker took it, if known then
         # its contention-free subtree's window calls, evaluated at once on the event path:
         # (answered at ms, service, step), for the wasted count (Sim.serve_free_subtree)
         self.trace: list | None = None

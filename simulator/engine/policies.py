@@ -251,9 +251,11 @@ class Slot:
         self.live.append(call)
         if kind == FIRST and policy.observing:
             self.first = call
-        spec = policy.spec
-        if spec.timeout_ms is not None:
-            timer(self._timed_out, sim.env, spec.timeout_ms, call)
+        timeout_ms = policy.spec.timeout_ms
+        if timeout_ms is not None and call.answer_at > now + timeout_ms:
+            # (an attempt known to answer in time needs no timer: at a tie its answer,
+            # scheduled first, would come first)
+            timer(self._timed_out, sim.env, timeout_ms, call)
         if kind == FIRST:
             self._arm_hedge()
 

@@ -271,11 +271,14 @@ class Sim:
             svc.ops_by_kind[call.kind] += 1
         d = svc.draw()
         if svc.error_rate and svc.draw_u() < svc.error_rate:
+            call.answer_at = now + d
             timer(self._failed, self.env, d, call)
         elif not svc.segments:
+            call.answer_at = now + d
             timer(self._succeeded, self.env, d, call)
         elif svc.free_below and not call.event_mode:
             sub, ok = self.run_free(svc.plan, now + d, call.rec)  # all downstream free
+            call.answer_at = now + d + sub
             timer(self._succeeded if ok else self._failed, self.env, d + sub, call)
         elif svc.free_below_events:
             self.serve_free_subtree(call, now + d)
@@ -299,6 +302,7 @@ class Sim:
                 if svc.leaf:
                     svc.ops_by_kind[call.kind] += 1
             call.trace = trace
+        call.answer_at = t + sub
         timer(self._succeeded, self.env, t + sub - self.env._now, call)
 
     def _count_wasted(self, call: Call) -> None:
