@@ -116,9 +116,10 @@ class FanIn:
 
 
 class Flow:
-    """Runs a plan of steps on the event path; calls ``done(ok, cause)`` at its end.
+    """Runs a plan of steps on the event path; at its end answers ``up``, the call whose
+    downstream steps these are, or (for a request, ``up`` None) calls ``done(ok, cause)``.
 
-    ``up`` is the call whose downstream steps these are (None for a request), ``kind`` what
+    ``kind`` is what
     its calls inherit, ``event_mode`` whether every call goes on the event path (so that it
     can be cancelled). ``items`` are the current step's calls or policy slots."""
 
@@ -208,10 +209,14 @@ class Flow:
         self._finish(False, FAILED)
 
     def _finish(self, ok: bool, cause: int) -> None:
-        """End the flow once: later answers, timers and deadlines find it closed."""
+        """End the flow once: later answers, timers and deadlines find it closed. A call's
+        downstream flow answers the call (``Sim.end``), a request's flow the request."""
         if not self.cancelled:
             self.cancelled = True
-            self.done(ok, cause)
+            if self.up is not None:
+                self.sim.end(self.up, ok, cause)
+            else:
+                self.done(ok, cause)
 
     def step_done(self, ok: bool, cause: int, _who=None) -> None:
         """The current step is decided: drop its other calls, then go on or fail. (Also the
@@ -272,6 +277,7 @@ class Request:
         sim.outstanding -= 1
         outcome = (PARTIAL if self.flow.partial else OK) if ok else cause
         sim.record(self.t0, sim.env._now - self.t0, outcome)
+        self.flow = None  # no request <-> flow cycle left for the garbage collector
 
     def deadline(self, _event) -> None:
         """The deadline: the user gets what has arrived. Missing only optional steps is a

@@ -284,8 +284,8 @@ class Sim:
             self.serve_free_subtree(call, now + d)
         else:
             segments = svc.event_segments if call.event_mode else svc.segments
-            flow = Flow(self, segments, call.rec, lambda ok, cause: self._end(call, ok, cause),
-                        call, call.kind, call.event_mode, call.deadline)  # fmt: skip
+            flow = Flow(self, segments, call.rec, None, call, call.kind, call.event_mode,
+                        call.deadline)  # fmt: skip
             call.flow = flow
             timer(flow.advance, self.env, d)
 
@@ -294,7 +294,7 @@ class Sim:
         without losers (``Svc.free_below_events``) runs them at once from ``t``, as a call off
         the event path does. What the event path would count per subtree call is counted here:
         leaf ops by the kind of attempt now, and the calls answered after the call (or an
-        ancestor) was given up on as wasted when the call answers (``_end``)."""
+        ancestor) was given up on as wasted when the call answers (``end``)."""
         trace: list | None = [] if call.rec else None
         sub, _ok = self.run_free(call.svc.plan, t, call.rec, trace)  # no errors: always ok
         if trace:
@@ -314,10 +314,10 @@ class Sim:
                 step.stats.wasted += 1
 
     def _succeeded(self, event) -> None:
-        self._end(event._value, True, OK)
+        self.end(event._value, True, OK)
 
     def _failed(self, event) -> None:
-        self._end(event._value, False, FAILED)
+        self.end(event._value, False, FAILED)
 
     def _release(self, call: Call, dropped: bool = False) -> None:
         """Free the call's worker (an adaptive limit learns from the call); queued calls take
@@ -345,10 +345,14 @@ class Sim:
             svc.queued -= 1
             self._start(inst.queue.popleft())
 
-    def _end(self, call: Call, ok: bool, cause: int) -> None:
+    def end(self, call: Call, ok: bool, cause: int) -> None:
         """The call answers: free its worker, record it, tell the caller."""
         if call.state == CANCELLED:
             return
+        # Nothing refers back to a finished call's flow: both are freed by reference counting,
+        # with no work left for the cyclic garbage collector (which, with millions of calls
+        # in flight over a run, would cost as much as the simulation itself).
+        call.flow = None
         self._release(call)
         call.state = DONE
         if call.rec:
@@ -376,6 +380,7 @@ class Sim:
             self._release(call, dropped=True)
             if call.flow is not None:
                 call.flow.cancel()
+                call.flow = None
         else:
             return
         call.state = CANCELLED
