@@ -125,6 +125,13 @@ class StepPolicy:
         if spec.hedge is not None and spec.hedge.after_ms is not None:
             self.hedge_delay_ms = spec.hedge.after_ms
         self.breakers: dict[str, Breaker] = {}
+        retries = spec.retries
+        self.budgeted = retries is not None and retries.budget_ratio is not None
+        # retry at once (with jitter, a draw is still taken, to keep the stream's order)
+        self.no_backoff = (
+            retries is not None and retries.backoff_ms == 0 and retries.jitter == "none"
+        )
+        self.hedging = spec.hedge is not None
 
     def breaker(self, svc: Svc) -> Breaker | None:
         """The breaker on this step's edge to ``svc`` (None without circuit_breaker)."""
@@ -149,15 +156,15 @@ class StepPolicy:
                 times.popleft()
 
     def note_first_try(self, now: float) -> None:
-        if self.spec.retries is not None and self.spec.retries.budget_ratio is not None:
+        if self.budgeted:
             self.first_times.append(now)
 
     def may_retry(self, now: float) -> bool:
         """Whether the budget allows one more retry now (and spend it if so)."""
+        if not self.budgeted:
+            return True
         retries = self.spec.retries
         assert retries is not None
-        if retries.budget_ratio is None:
-            return True
         self._trim(now)
         allowed = retries.budget_ratio * len(self.first_times)
         allowed += retries.min_per_s * BUDGET_WINDOW_MS / 1000.0
@@ -168,6 +175,8 @@ class StepPolicy:
 
     def backoff_ms(self, n: int) -> float:
         """Delay before the n-th retry (1-based)."""
+        if self.no_backoff:
+            return 0.0
         r = self.spec.retries
         assert r is not None
         base = r.backoff_ms * r.multiplier ** (n - 1)
@@ -226,7 +235,7 @@ class Slot:
             return
         policy, flow, sim = self.policy, self.flow, self.policy.sim
         now = sim.env._now
-        if kind == FIRST:
+        if kind == FIRST and policy.budgeted:
             policy.note_first_try(now)
         verdict = self.breaker.allow(now) if self.breaker is not None else PASS
         if verdict == BLOCK:
@@ -256,7 +265,7 @@ class Slot:
             # (an attempt known to answer in time needs no timer: at a tie its answer,
             # scheduled first, would come first)
             timer(self._timed_out, sim.env, timeout_ms, call)
-        if kind == FIRST:
+        if kind == FIRST and policy.hedging:
             self._arm_hedge()
 
     def _arm_hedge(self) -> None:
