@@ -15,15 +15,23 @@ from simulator.engine.sim import Sim, _fan_in
 
 @pytest.mark.parametrize("n, k", [(1, 1), (4, 4), (5, 2), (6, 1), (3, 3), (10, 9)])
 def test_block_fan_in_equals_the_scalar_rule(n, k):
-    """Every row: the k-th success or the failure that makes k impossible, and its time."""
+    """Every row: the k-th success or the failure that makes k impossible, its time, and the
+    answer that decided it (the critical branch: here each answer's "service" is its
+    column, and among tied answers either may be the one)."""
     rng = np.random.default_rng(n * 10 + k)
     rows = 2000
     d = rng.exponential(10.0, (rows, n)).round(1)  # rounding makes ties happen
     ok = rng.random((rows, n)) > 0.3
-    got_d, got_ok = batch.fan_in([(d[:, j], ok[:, j]) for j in range(n)], k)
+    column = [np.full(rows, j) for j in range(n)]
+    got_d, got_ok, got_col, _ms = batch.fan_in(
+        [(d[:, j], ok[:, j], column[j], d[:, j]) for j in range(n)], k
+    )
     for i in range(rows):
-        want = _fan_in(list(zip(d[i].tolist(), ok[i].tolist(), strict=True)), k, n)
-        assert (got_d[i], bool(got_ok[i])) == want, (i, d[i], ok[i])
+        answers = [(d[i, j], bool(ok[i, j]), (j,)) for j in range(n)]
+        want_d, want_ok, (want_col,) = _fan_in(answers, k, n)
+        assert (got_d[i], bool(got_ok[i])) == (want_d, want_ok), (i, d[i], ok[i])
+        col = int(got_col[i])
+        assert (d[i, col], bool(ok[i, col])) == (d[i, want_col], bool(ok[i, want_col]))
 
 
 def test_stream_take_continues_the_buffered_draws():
@@ -50,7 +58,7 @@ def test_blocks_count_every_call_and_error_like_the_scalar_path():
     rec = (t0 >= scalar.warmup_ms) & (t0 < scalar.end_ms)
     outcomes = [scalar.run_free(scalar.plan, t, r) for t, r in zip(t0, rec, strict=True)]
     block_failed = np.count_nonzero(np.frombuffer(sim.req_outcome, dtype=np.int8) != 0)
-    scalar_failed = sum(not ok for _, ok in outcomes)
+    scalar_failed = sum(not ok for _, ok, *_ in outcomes)
     assert len(sim.req_ms) == len(outcomes) == len(t0)
     assert abs(block_failed - scalar_failed) < 4 * np.sqrt(scalar_failed) + 1
     for name in ("service", "db"):

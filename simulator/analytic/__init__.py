@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from .checks import Ppf
 from .order_stats import (
+    critical_branch_shares,
     exponential_max_mean_ms,
     fanout_slow_probability,
     kth_of_n_cdf,
@@ -57,6 +58,7 @@ __all__ = [
     "TimeoutRetry",
     "amplification",
     "contention_free_latency",
+    "critical_branch_shares",
     "erlang_b",
     "erlang_c",
     "exponential_max_mean_ms",

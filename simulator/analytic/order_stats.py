@@ -86,3 +86,28 @@ def exponential_max_mean_ms(mean_ms: float, n: int) -> float:
     mean_ms = positive("mean_ms", mean_ms)
     n = integer("n", n, 1)
     return mean_ms * (float(digamma(n + 1)) + float(np.euler_gamma))  # H_n
+
+
+def critical_branch_shares(
+    cdfs: list, q: float, upper_ms: float, points: int = 200_001
+) -> np.ndarray:
+    """For a fan-in that waits for all of its independent, contention-free branches (CDFs
+    ``cdfs``, in ms): among the requests slower than the fan-in's ``q``-quantile, the share
+    whose slowest branch (the critical one) was each branch.
+
+    Branch i is critical for a request slower than t with probability
+    ``integral over x > t of dF_i(x) x prod_{j != i} F_j(x)``, divided by ``1 - q``; evaluated
+    on a grid of ``points`` over [0, ``upper_ms``], which should hold all but a negligible
+    part of the slowest branch's mass."""
+    x = np.linspace(0.0, positive("upper_ms", upper_ms), integer("points", points, 3))
+    probability("q", q)
+    cdf = np.array([np.clip(np.asarray(c(x), dtype=float), 0.0, 1.0) for c in cdfs])
+    at_max = cdf.prod(axis=0)  # the CDF of the slowest branch
+    start = int(np.searchsorted(at_max, q))
+    mid = (cdf[:, 1:] + cdf[:, :-1]) / 2.0
+    step = np.diff(cdf, axis=1)
+    shares = np.empty(len(cdfs))
+    for i in range(len(cdfs)):
+        others = np.prod(np.delete(mid, i, axis=0), axis=0) if len(cdfs) > 1 else 1.0
+        shares[i] = float((step[i] * others)[start:].sum())
+    return shares / shares.sum()

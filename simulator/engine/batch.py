@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .tail import NO_SERVICE
+
 if TYPE_CHECKING:
     from .flows import RStep
     from .services import Svc
@@ -26,69 +28,95 @@ if TYPE_CHECKING:
 
 def run_steps(
     steps: tuple[RStep, ...], t_ms: np.ndarray, rec: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """``steps`` in sequence for calls starting at ``t_ms``: each one's duration (ms) and
-    success."""
-    total = np.zeros(len(t_ms))
-    ok = np.ones(len(t_ms), dtype=bool)
-    live = np.arange(len(t_ms))  # calls whose steps have not failed yet
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``steps`` in sequence for calls starting at ``t_ms``: each one's duration (ms), success
+    and the service it waited on (engine.tail: index of the critical path's service with the
+    largest own time)."""
+    top, _top_ms, total, ok = _steps(steps, t_ms, rec)
+    return total, ok, top
+
+
+def _steps(steps, t_ms, rec):
+    """``run_steps`` plus the own time (ms) of the service waited on."""
+    n = len(t_ms)
+    total = np.zeros(n)
+    ok = np.ones(n, dtype=bool)
+    top = np.full(n, NO_SERVICE, dtype=np.int64)
+    top_ms = np.full(n, -np.inf)
+    live = np.arange(n)  # calls whose steps have not failed yet
     for step in steps:
         if not len(live):
             break
         start, r = t_ms[live] + total[live], rec[live]
         if step.n == 1:
-            d, good = call(step.targets[0][0], start, r)
+            d, good, s_top, s_ms = call(step.targets[0][0], start, r)
         else:
             answers = [call(svc, start, r) for svc, _ in step.targets]
-            d, good = fan_in(answers, step.k)
+            d, good, s_top, s_ms = fan_in(answers, step.k)
         total[live] += d
+        later = s_ms > top_ms[live]  # the earlier step keeps a tie (engine.tail.join)
+        top[live] = np.where(later, s_top, top[live])
+        top_ms[live] = np.maximum(top_ms[live], s_ms)
         ok[live[~good]] = False
         live = live[good]
-    return total, ok
+    return top, top_ms, total, ok
 
 
-def call(svc: Svc, t_ms: np.ndarray, rec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Calls to contention-free ``svc`` starting at ``t_ms``: durations (ms) and success;
-    their starts counted per second, window calls' latencies and errors recorded."""
+def call(svc: Svc, t_ms: np.ndarray, rec: np.ndarray):
+    """Calls to contention-free ``svc`` starting at ``t_ms``: durations (ms), success, and the
+    service each waited on with its own time (ms); their starts counted per second, window
+    calls' latencies and errors recorded."""
     n = len(t_ms)
     d = svc.draw.take(n)
     count_per_second(svc.started_per_s, t_ms)
+    top = np.full(n, svc.index, dtype=np.int64)
+    top_ms = d.copy()  # its own latency
     if svc.error_rate:
         ok = svc.draw_u.take(n) >= svc.error_rate
     else:
         ok = np.ones(n, dtype=bool)
     if svc.plan:
         go = np.flatnonzero(ok)
-        sub, sub_ok = run_steps(svc.plan, t_ms[go] + d[go], rec[go])
+        sub_top, sub_ms, sub, sub_ok = _steps(svc.plan, t_ms[go] + d[go], rec[go])
+        deeper = sub_ms > top_ms[go]  # the caller keeps a tie (engine.tail.above)
+        top[go] = np.where(deeper, sub_top, svc.index)
+        top_ms[go] = np.maximum(top_ms[go], sub_ms)
         d[go] += sub
         ok[go] = sub_ok
     if rec.any():
         svc.latency_ms.frombytes(d[rec].astype(np.float32).tobytes())
         if svc.error_rate or svc.plan:
             svc.errors += int(np.count_nonzero(rec & ~ok))
-    return d, ok
+    return d, ok, top, top_ms
 
 
-def fan_in(answers: list[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[np.ndarray, np.ndarray]:
-    """When each row's fan-in of ``n`` answers needing ``k`` is decided, and whether it
-    succeeded: the ``k``-th success, or the failure that leaves fewer than ``k`` possible."""
+def fan_in(answers: list[tuple[np.ndarray, ...]], k: int):
+    """When each row's fan-in of ``n`` answers needing ``k`` is decided, whether it succeeded
+    (the ``k``-th success, or the failure that leaves fewer than ``k`` possible), and the
+    deciding answer's service waited on and its own time."""
     d = np.stack([a[0] for a in answers], axis=1)
     ok = np.stack([a[1] for a in answers], axis=1)
     n = d.shape[1]
+    rows = np.arange(len(d))
     if ok.all():  # the common case: the k-th smallest
         if k == n:
-            return d.max(axis=1), np.ones(len(d), dtype=bool)
-        return np.partition(d, k - 1, axis=1)[:, k - 1], np.ones(len(d), dtype=bool)
-    order = np.argsort(d, axis=1, kind="stable")
-    d_sorted = np.take_along_axis(d, order, axis=1)
-    ok_sorted = np.take_along_axis(ok, order, axis=1)
-    successes = np.cumsum(ok_sorted, axis=1)
-    failures = np.cumsum(~ok_sorted, axis=1)
-    # the first answer after which the outcome is known (a row always decides by its n-th)
-    decided = (successes >= k) | (failures > n - k)
-    at = decided.argmax(axis=1)
-    rows = np.arange(len(d))
-    return d_sorted[rows, at], successes[rows, at] >= k
+            col = d.argmax(axis=1)
+        else:
+            col = np.argpartition(d, k - 1, axis=1)[:, k - 1]
+        good = np.ones(len(d), dtype=bool)
+    else:
+        order = np.argsort(d, axis=1, kind="stable")
+        ok_sorted = np.take_along_axis(ok, order, axis=1)
+        successes = np.cumsum(ok_sorted, axis=1)
+        failures = np.cumsum(~ok_sorted, axis=1)
+        # the first answer after which the outcome is known (a row always decides by its n-th)
+        decided = (successes >= k) | (failures > n - k)
+        at = decided.argmax(axis=1)
+        col = order[rows, at]
+        good = successes[rows, at] >= k
+    tops = np.stack([a[2] for a in answers], axis=1)
+    top_ms = np.stack([a[3] for a in answers], axis=1)
+    return d[rows, col], good, tops[rows, col], top_ms[rows, col]
 
 
 def count_per_second(counts: list[int], t_ms: np.ndarray) -> None:

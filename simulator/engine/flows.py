@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..scenario.model import Step
 from .clock import timer
+from .tail import join
 
 if TYPE_CHECKING:
     from .services import Svc
@@ -58,6 +59,7 @@ class Call:
     __slots__ = (
         "svc", "inst", "rec", "t0", "parent", "kind", "state", "flow", "up", "abandoned",
         "event_mode", "step", "probe", "started", "served", "deadline", "trace", "answer_at",
+        "own_ms", "path", "below",
     )  # fmt: skip
 
     def __init__(self, svc, inst, rec, t0, parent, kind, up, event_mode, step, deadline):
@@ -71,9 +73,26 @@ class Call:
         self.started = 0.0  # when it was admitted (under an adaptive limit, maybe not served)
         self.served = 0.0  # when it took a worker
         self.answer_at = INF  # when it will answer (ms), once a worker took it, if known then
+        self.own_ms = 0.0  # its own latency, its downstream steps excluded
+        # its critical path (engine.tail), set when it has downstream steps; a call with
+        # none builds it only when asked (critical_path): most calls decide no step
+        self.path: tuple | None = None
+        self.below: tuple | None = None  # its contention-free subtree's (Sim.run_free)
         # its contention-free subtree's window calls, evaluated at once on the event path:
         # (answered at ms, service, step), for the wasted count (Sim.serve_free_subtree)
         self.trace: list | None = None
+
+    def critical_path(self) -> tuple:
+        """Its critical path (engine.tail), once it answered."""
+        if self.path is None:  # its queueing, its own latency, then a contention-free subtree
+            queue_ms = self.served - self.t0
+            mine = queue_ms + self.own_ms
+            below = self.below
+            if below is None or mine >= below[3]:
+                self.path = (self.svc.index, mine, queue_ms, 0.0, 0.0, 0.0)
+            else:
+                self.path = (below[2], below[3], queue_ms, 0.0, 0.0, 0.0)
+        return self.path
 
     def given_up(self, before_ms: float = INF) -> bool:
         """Whether this call or one of its ancestors was abandoned by its caller (before
@@ -107,12 +126,12 @@ class FanIn:
             self.need -= 1
             if self.need == 0:
                 flow, self.flow = self.flow, None
-                flow.step_done(True, OK)
+                flow.step_done(True, OK, _who)
         else:
             self.spare -= 1
             if self.spare < 0:
                 flow, self.flow = self.flow, None
-                flow.step_done(False, cause)
+                flow.step_done(False, cause, _who)
 
 
 class Flow:
@@ -124,7 +143,8 @@ class Flow:
     can be cancelled). ``items`` are the current step's calls or policy slots."""
 
     __slots__ = ("sim", "segments", "i", "rec", "done", "up", "kind", "event_mode", "items",
-                 "step", "cancelled", "partial", "deadline", "sending", "decided")  # fmt: skip
+                 "step", "cancelled", "partial", "deadline", "sending", "decided",
+                 "path")  # fmt: skip
 
     def __init__(self, sim, segments, rec, done, up=None, kind=FIRST, event_mode=False,
                  deadline=INF):  # fmt: skip
@@ -136,7 +156,8 @@ class Flow:
         self.partial = False  # an optional step went missing
         self.deadline = deadline  # the request's deadline (ms): no step waits past it
         self.sending = False  # launching the current step's calls (they all leave together)
-        self.decided: tuple[bool, int] | None = None  # a decision that came while sending
+        self.decided: tuple | None = None  # a decision that came while sending
+        self.path: tuple | None = None  # the critical path of its decided steps
 
     def advance(self, _event=None) -> None:
         if self.cancelled:
@@ -148,7 +169,8 @@ class Flow:
         free, steps = segments[self.i]
         self.i += 1
         if free:  # contention-free steps in a row: one timeout for all of them
-            d, ok = sim.run_free(steps, sim.env._now, self.rec)
+            d, ok, top, top_ms = sim.run_free(steps, sim.env._now, self.rec)
+            self.path = join(self.path, (top, top_ms, 0.0, 0.0, 0.0, 0.0))
             timer(self.advance if ok else self._fail, sim.env, d)
             return
         step = self.step = steps
@@ -198,8 +220,9 @@ class Flow:
         if step.policy is not None:
             items.append(step.policy.slot(self, svc, shard, fanin))
         elif svc.free and not self.event_mode:
-            d, ok = sim.free_call(svc, sim.env._now, self.rec)
-            timer(lambda e, f=fanin: f.answer(e._value, FAILED), sim.env, d, ok)
+            d, ok, top, top_ms = sim.free_call(svc, sim.env._now, self.rec)
+            path = (top, top_ms, 0.0, 0.0, 0.0, 0.0)
+            timer(lambda e, f=fanin, p=path: f.answer(e._value, FAILED, p), sim.env, d, ok)
         else:
             call = sim.send(svc, shard, self.rec, fanin, self.kind, self.up, self.event_mode, step,
                             self.deadline)  # fmt: skip
@@ -218,14 +241,17 @@ class Flow:
             else:
                 self.done(ok, cause)
 
-    def step_done(self, ok: bool, cause: int, _who=None) -> None:
-        """The current step is decided: drop its other calls, then go on or fail. (Also the
-        answer of a one-call step, which has no fan-in to count: ``answer``.)"""
+    def step_done(self, ok: bool, cause: int, who=None) -> None:
+        """The current step is decided (by ``who``: the call or policy slot whose answer
+        decided it, or a contention-free answer's path): drop its other calls, then go on or
+        fail. (Also the answer of a one-call step, which has no fan-in to count: ``answer``.)"""
         if self.cancelled:
             return
         if self.sending:
-            self.decided = (ok, cause)  # act once every call of the step has been sent
+            self.decided = (ok, cause, who)  # act once every call of the step has been sent
             return
+        if who is not None:
+            self.path = join(self.path, who if who.__class__ is tuple else who.critical_path())
         step, items = self.step, self.items
         self.items = []
         if len(items) > 1 or (items and not ok):
@@ -276,7 +302,10 @@ class Request:
         sim = self.sim
         sim.outstanding -= 1
         outcome = (PARTIAL if self.flow.partial else OK) if ok else cause
-        sim.record(self.t0, sim.env._now - self.t0, outcome)
+        latency_ms = sim.env._now - self.t0
+        sim.record(self.t0, latency_ms, outcome)
+        if self.flow.rec and latency_ms > sim.tail.floor:
+            sim.tail.offer(latency_ms, self.flow.path)
         self.flow = None  # no request <-> flow cycle left for the garbage collector
 
     def deadline(self, _event) -> None:
@@ -308,7 +337,10 @@ class OneCallRequests:
         sim = self.sim
         sim.outstanding -= 1
         outcome = OK if ok else PARTIAL if self.optional else cause
-        sim.record(call.t0, sim.env._now - call.t0, outcome)
+        latency_ms = sim.env._now - call.t0
+        sim.record(call.t0, latency_ms, outcome)
+        if call.rec and latency_ms > sim.tail.floor:
+            sim.tail.offer(latency_ms, call.critical_path())
 
 
 def plan_event_segments(plan: tuple[RStep, ...]) -> tuple:

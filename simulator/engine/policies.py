@@ -216,7 +216,8 @@ class Slot:
     """One logical call of a policy step: its attempts, timers and single answer."""
 
     __slots__ = ("policy", "flow", "svc", "shard", "fanin", "live", "retries", "hedges", "done",
-                 "breaker", "sending", "first", "retrying")  # fmt: skip
+                 "breaker", "sending", "first", "retrying", "t_start", "backoff_ms_total",
+                 "hedge_calls", "path")  # fmt: skip
 
     def __init__(self, policy: StepPolicy, flow: Flow, svc: Svc, shard: int, fanin):
         self.policy, self.flow, self.svc, self.shard, self.fanin = policy, flow, svc, shard, fanin
@@ -228,6 +229,12 @@ class Slot:
         self.sending = 0  # the breaker's verdict on the attempt being sent right now, or 0
         self.first: Call | None = None  # the live first attempt, while pNN hedging watches it
         self.retrying = False  # a retry waits out its backoff: no other failure retries
+        # for its critical path (engine.tail): when it started, the backoff it waited, the
+        # hedge attempts it sent, and once it answered the path
+        self.t_start = policy.sim.env._now
+        self.backoff_ms_total = 0.0
+        self.hedge_calls: list[Call] | None = None
+        self.path: tuple | None = None
 
     def attempt(self, kind: int) -> None:
         """Send one attempt and arm its timers."""
@@ -255,6 +262,8 @@ class Slot:
             self.svc, self.shard, flow.rec, self, inherited, flow.up, True, step, flow.deadline
         )
         call.probe, self.sending = verdict == PROBE, 0
+        if kind == HEDGE:
+            self.hedge_calls = (self.hedge_calls or []) + [call]
         if call.state >= DONE:
             return  # rejected at once; answer() has already dealt with it
         self.live.append(call)
@@ -297,7 +306,7 @@ class Slot:
             if ok:
                 self.policy.observe(now - call.t0, True)
         if ok:
-            self._finish(True, OK)
+            self._finish(True, OK, call)
         elif not self.live and not self.retrying:
             self._retry_or_fail(cause)
 
@@ -331,7 +340,9 @@ class Slot:
             # always through a timer, also with no backoff: an attempt refused at once
             # (queue full, breaker open) retries from the event loop, not by recursion
             self.retrying = True
-            timer(self._retry, sim.env, policy.backoff_ms(self.retries), RETRY)
+            backoff_ms = policy.backoff_ms(self.retries)
+            self.backoff_ms_total += backoff_ms
+            timer(self._retry, sim.env, backoff_ms, RETRY)
             return
         self._finish(False, cause)
 
@@ -339,15 +350,41 @@ class Slot:
         self.retrying = False
         self.attempt(RETRY)
 
-    def _finish(self, ok: bool, cause: int) -> None:
-        """Answer the fan-in once; attempts still running are losers."""
+    def _finish(self, ok: bool, cause: int, winner: Call | None = None) -> None:
+        """Answer the fan-in once (with ``winner``, the attempt that succeeded, if one did);
+        attempts still running are losers."""
+        self.path = self._path(winner)
         self.drop(self.policy.spec.cancel_losers)
         self.fanin.answer(ok, cause, self)
+
+    def critical_path(self) -> tuple:
+        """Its critical path (engine.tail), once it answered."""
+        assert self.path is not None
+        return self.path
+
+    def _path(self, winner: Call | None) -> tuple:
+        """The call's critical path (engine.tail): the winning attempt's, after the time spent
+        before it was sent: backoff, then failed attempts (or, for a hedge, the hedge delay).
+        Without a winner, every attempt failed: all but the backoff was failed attempts."""
+        if winner is None:
+            spent = self.policy.sim.env._now - self.t_start
+            backoff = min(self.backoff_ms_total, spent)
+            return (self.svc.index, spent - backoff, 0.0, spent - backoff, backoff, 0.0)
+        before = winner.t0 - self.t_start
+        p = winner.critical_path()
+        if before <= 0.0:
+            return p
+        backoff = min(self.backoff_ms_total, before)
+        rest = before - backoff
+        if self.hedge_calls is not None and winner in self.hedge_calls:
+            return (p[0], p[1], p[2], p[3], p[4] + backoff, p[5] + rest)
+        return (p[0], p[1], p[2], p[3] + rest, p[4] + backoff, p[5])
 
     def drop(self, cancel: bool) -> None:
         """The step no longer needs this call: stop retrying and hedging; cancel or abandon
         what is running."""
         self.done = True
+        self.hedge_calls = None  # (they refer back to this slot: no cycle left)
         first, self.first = self.first, None
         if first is not None:  # beaten by a hedge, or no longer needed: censored here
             self.policy.observe(self.policy.sim.env._now - first.t0, False)

@@ -75,6 +75,7 @@ class Svc:
 
     def __init__(self, name: str, spec, rng: np.random.Generator, horizon_s: int):
         self.name = name
+        self.index = 0  # its place among the scenario's services (Sim sets it)
         self.spec = spec
         self.draw = Stream(spec.latency.sample, rng)
         self.error_rate = spec.error_rate

@@ -54,6 +54,7 @@ from .flows import (
 from .histograms import LatencyHistogram, StreamingRequests
 from .policies import StepPolicy
 from .services import Svc, bump
+from .tail import NO_SERVICE, Tail, above, leaf
 
 
 class Sim:
@@ -76,6 +77,10 @@ class Sim:
         # numpy's scalar overhead. numpy blocks see the same memory as an array.
         self.arrival_times = array("d", np.asarray(arrivals_ms * 1000.0, dtype=float).tobytes())
         self.arrivals_ms = np.frombuffer(self.arrival_times, dtype=float)
+        in_window = (self.arrivals_ms >= self.warmup_ms) & (self.arrivals_ms < self.end_ms)
+        self.tail = Tail(int(np.count_nonzero(in_window)))  # the slowest requests' paths
+        for index, svc in enumerate(self.svcs.values()):
+            svc.index = index  # how paths (engine.tail) name it
         for svc in self.svcs.values():
             svc.free = self._is_free(svc.name)
         self.steps: dict[str, StepStats] = {}
@@ -167,18 +172,23 @@ class Sim:
 
     # ---- contention-free path: a call's whole subtree, evaluated at once -------------------
 
-    def free_call(self, svc: Svc, t: float, rec: bool, trace=None) -> tuple[float, bool]:
-        """Duration (ms) and success of a call to a contention-free service started at ``t``
-        (``trace``: see ``run_free``)."""
+    def free_call(self, svc: Svc, t: float, rec: bool, trace=None) -> tuple:
+        """``(duration ms, success, service waited on, its own ms)`` of a call to a
+        contention-free service started at ``t``: the last two are its critical path
+        (engine.tail), which in a contention-free subtree has no queueing, retry, backoff or
+        hedge time. ``trace``: see ``run_free``."""
         d = svc.draw()
         try:
             svc.started_per_s[int(t * 0.001)] += 1
         except IndexError:
             bump(svc.started_per_s, int(t * 0.001))
+        top, top_ms = svc.index, d
         if svc.error_rate and svc.draw_u() < svc.error_rate:
             ok = False
         elif svc.plan:
-            sub, ok = self.run_free(svc.plan, t + d, rec, trace)
+            sub, ok, sub_top, sub_ms = self.run_free(svc.plan, t + d, rec, trace)
+            if sub_ms > d:  # the caller keeps a tie (engine.tail.above)
+                top, top_ms = sub_top, sub_ms
             d += sub
         else:
             ok = True
@@ -186,33 +196,35 @@ class Sim:
             svc.latency_ms.append(d)
             if not ok:
                 svc.errors += 1
-        return d, ok
+        return d, ok, top, top_ms
 
-    def run_free(
-        self, steps: tuple[RStep, ...], t: float, rec: bool, trace: list | None = None
-    ) -> tuple[float, bool]:
-        """Run contention-free steps in sequence from ``t``: total duration (ms) and success.
-        A ``trace`` list gets ``(answered at ms, service, step)`` of every call made."""
+    def run_free(self, steps: tuple[RStep, ...], t: float, rec: bool, trace: list | None = None):
+        """Run contention-free steps in sequence from ``t``: ``(total duration ms, success,
+        service waited on, its own ms)`` (see ``free_call``). A ``trace`` list gets
+        ``(answered at ms, service, step)`` of every call made."""
         total = 0.0
+        top, top_ms = NO_SERVICE, -1.0
         for step in steps:
             start = t + total
             if step.n == 1:
                 svc = step.targets[0][0]
-                d, ok = self.free_call(svc, start, rec, trace)
+                d, ok, s_top, s_ms = self.free_call(svc, start, rec, trace)
                 if trace is not None:
                     trace.append((start + d, svc, step))
             else:
                 answers = [self.free_call(svc, start, rec, trace) for svc, _ in step.targets]
                 if trace is not None:
                     trace += [
-                        (start + a, svc, step)
-                        for (a, _), (svc, _) in zip(answers, step.targets, strict=True)
+                        (start + a[0], svc, step)
+                        for a, (svc, _) in zip(answers, step.targets, strict=True)
                     ]
-                d, ok = _fan_in(answers, step.k, step.n)
+                d, ok, s_top, s_ms = _fan_in(answers, step.k, step.n)
             total += d
+            if s_ms > top_ms:  # the earlier step keeps a tie (engine.tail.join)
+                top, top_ms = s_top, s_ms
             if not ok:
-                return total, False
-        return total, True
+                return total, False, top, top_ms
+        return total, True, top, top_ms
 
     # ---- event path: FIFO worker pools, callbacks on timeouts ------------------------------
 
@@ -231,6 +243,7 @@ class Sim:
             inst.queue.append(call)
         else:
             call.state = DONE
+            call.path = leaf(svc.index, 0.0, 0.0)
             if rec:
                 svc.rejected += 1
                 if step is not None:
@@ -269,17 +282,18 @@ class Sim:
             bump(svc.started_per_s, int(now * 0.001))
         if call.rec and call.event_mode and svc.leaf:
             svc.ops_by_kind[call.kind] += 1
-        d = svc.draw()
+        d = call.own_ms = svc.draw()
         if svc.error_rate and svc.draw_u() < svc.error_rate:
-            call.answer_at = now + d
+            call.answer_at = now + d  # (its path, when asked for: Call.critical_path)
             timer(self._failed, self.env, d, call)
         elif not svc.segments:
             call.answer_at = now + d
             timer(self._succeeded, self.env, d, call)
         elif svc.free_below and not call.event_mode:
-            sub, ok = self.run_free(svc.plan, now + d, call.rec)  # all downstream free
+            below = call.below = self.run_free(svc.plan, now + d, call.rec)  # all free
+            sub = below[0]
             call.answer_at = now + d + sub
-            timer(self._succeeded if ok else self._failed, self.env, d + sub, call)
+            timer(self._succeeded if below[1] else self._failed, self.env, d + sub, call)
         elif svc.free_below_events:
             self.serve_free_subtree(call, now + d)
         else:
@@ -296,7 +310,8 @@ class Sim:
         leaf ops by the kind of attempt now, and the calls answered after the call (or an
         ancestor) was given up on as wasted when the call answers (``end``)."""
         trace: list | None = [] if call.rec else None
-        sub, _ok = self.run_free(call.svc.plan, t, call.rec, trace)  # no errors: always ok
+        below = call.below = self.run_free(call.svc.plan, t, call.rec, trace)  # no errors
+        sub = below[0]
         if trace:
             for _at, svc, _step in trace:
                 if svc.leaf:
@@ -352,7 +367,9 @@ class Sim:
         # Nothing refers back to a finished call's flow: both are freed by reference counting,
         # with no work left for the cyclic garbage collector (which, with millions of calls
         # in flight over a run, would cost as much as the simulation itself).
-        call.flow = None
+        if call.flow is not None:
+            call.path = above(call.svc.index, call.served - call.t0, call.own_ms, call.flow.path)
+            call.flow = None
         self._release(call)
         call.state = DONE
         if call.rec:
@@ -413,10 +430,6 @@ class Sim:
             timer(self._arrive, self.env, times[i + 1] - times[i], i + 1)
         t0 = self.env._now
         rec = self.warmup_ms <= t0 < self.end_ms
-        if self.root_free:
-            d, ok = self.run_free(self.plan, t0, rec)
-            self.record(t0, d, OK if ok else FAILED)
-            return
         self.outstanding += 1
         step = self.one_call
         if step is not None:
@@ -436,7 +449,11 @@ class Sim:
         lo, hi = np.searchsorted(times, [second * 1000.0, (second + 1) * 1000.0])
         t0 = times[lo:hi]
         rec = (t0 >= self.warmup_ms) & (t0 < self.end_ms)
-        d, ok = batch.run_steps(self.plan, t0, rec)
+        d, ok, top = batch.run_steps(self.plan, t0, rec)
+        tail = self.tail
+        for i in np.flatnonzero(rec & (d > tail.floor)):  # the floor rises as they come
+            if d[i] > tail.floor:
+                tail.offer(float(d[i]), leaf(int(top[i]), float(d[i]), 0.0))
         batch.extend(self.req_t0, t0, "f8")
         batch.extend(self.req_ms, d, "f8")
         batch.extend(self.req_outcome, np.where(ok, OK, FAILED), "i1")
@@ -504,27 +521,28 @@ class Sim:
         self.queue_time_edges.append([list(s.queue_time) for s in self.contended])
 
 
-def _fan_in(answers: list[tuple[float, bool]], k: int, n: int) -> tuple[float, bool]:
-    """When a fan-in of ``n`` answers needing ``k`` is decided, and whether it succeeded."""
+def _fan_in(answers: list[tuple], k: int, n: int) -> tuple:
+    """The answer ``(ms, ok, ...)`` that decides a fan-in of ``n`` answers needing ``k``: the
+    k-th success, or the failure that leaves fewer than ``k`` possible."""
     if k == n:  # all required: the slowest, or the first failure
-        worst, first_fail = 0.0, None
-        for d, ok in answers:
-            if ok:
-                if d > worst:
-                    worst = d
-            elif first_fail is None or d < first_fail:
-                first_fail = d
-        return (worst, True) if first_fail is None else (first_fail, False)
+        worst = first_fail = None
+        for answer in answers:
+            if answer[1]:
+                if worst is None or answer[0] > worst[0]:
+                    worst = answer
+            elif first_fail is None or answer[0] < first_fail[0]:
+                first_fail = answer
+        return worst if first_fail is None else first_fail
     need, spare = k, n - k
-    for d, ok in sorted(answers):
-        if ok:
+    for answer in sorted(answers, key=lambda a: (a[0], a[1])):
+        if answer[1]:
             need -= 1
             if need == 0:
-                return d, True
+                return answer
         else:
             spare -= 1
             if spare < 0:
-                return d, False
+                return answer
     raise AssertionError("fan-in undecided")  # unreachable: n answers decide k of n
 
 

@@ -21,6 +21,7 @@ from ..engine.flows import OK, OUTCOMES, PARTIAL
 from ..engine.histograms import LatencyHistogram
 from ..engine.sim import Sim
 from ..scenario.topology import nominal_amplification
+from .tail import tail_attribution
 
 PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "p999": 0.999}
 
@@ -88,6 +89,8 @@ def summarize(sim: Sim, seed: int) -> tuple[dict[str, Any], np.ndarray, dict[str
         # steps with calling-side policies: what their attempts were and what became of them
         "steps": {name: _step_summary(st) for name, st in sim.steps.items() if st.policy},
     }
+    # which service the slowest requests waited on, and where their time went
+    summary["tail_attribution"] = tail_attribution(sim, int(np.sum(counts)))
     if sim.streaming:
         summary["percentiles"] = "streaming"  # HdrHistogram, 3 significant figures
     return summary, req.window_latencies, _timeseries(sim, n, req.per_second)
