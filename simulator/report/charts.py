@@ -367,10 +367,71 @@ def _chart_amplification(data: ReportData) -> Chart | None:
     return Chart(filename, title, caption, png_bytes(fig))
 
 
+_SERVICE_COLORS = ["tab:purple", "tab:cyan", "tab:brown", "tab:pink", "tab:green", "tab:olive",
+                   "tab:blue", "tab:orange", "tab:red", "tab:gray"]  # fmt: skip
+_PART_COLORS = {"queueing": "tab:red", "service": "tab:blue", "failed_attempts": "tab:orange",
+                "backoff": "0.6", "hedge_delay": "tab:olive"}  # fmt: skip
+
+
+def _chart_tail_attribution(data: ReportData) -> Chart | None:
+    """For the slowest 1% and 0.1% of requests: the service each waited on, and where their
+    time went (summary.json's tail_attribution), as two rows of 100% stacked bars."""
+    filename, title = "tail_attribution.png", "Which service sets the tail"
+    attribution = data.summary.get("tail_attribution") or {}
+    levels = [(level, figures) for level, figures in attribution.items()
+              if figures and not is_missing(figures["waited_on"].get("none"))]  # fmt: skip
+    if not levels:
+        return None
+    first = levels[0][1]["waited_on"]
+    services = sorted((k for k in first if k != "none"), key=lambda k: -first[k]) + ["none"]
+    colors = dict(zip(services, _SERVICE_COLORS * 3, strict=False))
+    colors["none"] = "0.85"
+    fig, (who_ax, time_ax) = new_figure(2)
+    y = np.arange(len(levels))[::-1]
+    for ax, key, order, palette in (
+        (who_ax, "waited_on", services, colors),
+        (time_ax, "time_share", list(_PART_COLORS), _PART_COLORS),
+    ):
+        labelled: set[str] = set()
+        for yi, (_level, figures) in zip(y, levels, strict=True):
+            left = 0.0
+            for name in order:
+                share = 100.0 * (figures[key].get(name) or 0.0)
+                if share <= 0.0:
+                    continue
+                text = name.replace("_", " ")
+                ax.barh(yi, share, left=left, height=0.6, color=palette[name],
+                        label=None if name in labelled else text)  # fmt: skip
+                labelled.add(name)
+                if share >= 12.0:
+                    ax.text(left + share / 2, yi, f"{share:.0f}%", ha="center", va="center",
+                            fontsize=8, color="white")  # fmt: skip
+                left += share
+        ax.set_yticks(y, [f"slowest {'1' if lv == 'p99' else '0.1'}%\n({fmt_num(f['requests'])}"
+                          f" req.)" for lv, f in levels])  # fmt: skip
+        ax.grid(False, axis="y")
+        side_legend(ax)
+    who_ax.set_title(f"{title} — {data.scenario_name}")
+    who_ax.set_ylabel("waited on")
+    time_ax.set_ylabel("their time")
+    time_ax.set_xlim(0, 100)
+    time_ax.xaxis.set_major_formatter("{x:g}%")
+    time_ax.set_xlabel("share of the slowest requests (top) and of their summed latency (bottom)")
+    caption = (
+        "Each request's critical path is the answer every fan-in waited for, followed down "
+        "the call tree. Top: the service on it with the largest own time (queueing plus its "
+        "own latency, its downstream calls excluded), for the slowest 1% and 0.1% of the "
+        "window's requests. Bottom: how their time divides into queueing for workers, "
+        "service, attempts that failed or timed out, retry backoff and waiting for a hedge."
+    )
+    return Chart(filename, title, caption, png_bytes(fig))
+
+
 # The report's charts by page section, in page order. A new chart is one function listed
 # here (the call graph, which needs the scenario, is in :mod:`.callgraph`).
 SECTIONS: dict[str, tuple[Callable[[ReportData], Chart | None], ...]] = {
     "latency": (_chart_latency_percentiles, _chart_latency_distribution),
+    "tail": (_chart_tail_attribution,),
     "amplification": (_chart_amplification,),
     "time": (_chart_throughput_over_time, _chart_latency_over_time, _chart_services_over_time),
 }

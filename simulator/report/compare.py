@@ -199,8 +199,53 @@ def headline_rows(runs: Sequence[RunData]) -> list[tuple[str, list[tuple[Metric,
     """(group title, [(metric, one value per run)]) for the side-by-side headline table."""
     return [
         (title, [(m, _values(runs, m)) for m in metrics if _present(runs, m)])
-        for title, metrics in HEADLINE
+        for title, metrics in HEADLINE + tail_groups(runs)
     ]
+
+
+TAIL_PARTS = ("queueing", "service", "failed_attempts", "backoff", "hedge_delay")
+
+
+def tail_groups(runs: Sequence[RunData]) -> tuple[tuple[str, tuple[Metric, ...]], ...]:
+    """How the slowest 1% moved (summary.json's tail_attribution): the share that waited on
+    each service, and how their time divides; only the services and parts some run has."""
+    prefix = "tail_attribution.p99."
+
+    def shown(path: str) -> bool:
+        return any((r.number(prefix + path) or 0.0) > 0.0 for r in runs)
+
+    services = list(dict.fromkeys(s for r in runs for s in [*r.services, "none"]))
+    services.sort(key=lambda s: -(runs[0].number(f"{prefix}waited_on.{s}") or 0.0))
+    waited = tuple(
+        Metric(
+            "no service (deadline)" if s == "none" else s,
+            f"{prefix}waited_on.{s}",
+            fmt_pct,
+            "",
+            "",
+            True,
+        )  # fmt: skip
+        for s in services
+        if shown(f"waited_on.{s}")
+    )
+    parts = tuple(
+        Metric(
+            part.replace("_", " ").capitalize(),
+            f"{prefix}time_share.{part}",
+            fmt_pct,
+            "",
+            "lower" if part != "service" else "",
+            True,
+        )  # fmt: skip
+        for part in TAIL_PARTS
+        if shown(f"time_share.{part}")
+    )
+    groups = []
+    if waited:
+        groups.append(("Slowest 1% of requests: waited on", waited))
+    if parts:
+        groups.append(("Slowest 1% of requests: their time", parts))
+    return tuple(groups)
 
 
 def service_table(

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..results.format import dig, fmt_ms, fmt_num, fmt_pct, fmt_sig, is_missing
+from ..results.tail import headline as tail_headline
 from ..results.warnings import run_warnings
 
 if TYPE_CHECKING:
@@ -51,6 +52,10 @@ def key_findings(data: ReportData) -> list[str]:
         if not is_missing(p999):
             tail += f"; p99.9 {fmt_ms(p999)} ms"
         out.append(tail + ".")
+
+    waited = tail_headline(s.get("tail_attribution") or {}, "p99")
+    if waited:
+        out.append(waited)
 
     fanout = _fanout_sentence(data)
     if fanout:

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..results.files import write_atomic
 from ..results.format import dig, fmt_ms, fmt_num, fmt_pct, fmt_sig, is_missing
+from ..results.tail import headline as tail_headline
 from .callgraph import chart as call_graph_chart
 from .charts import draw_charts
 from .crosscheck import cross_checks
@@ -259,6 +260,13 @@ def _run_line(data: ReportData) -> str:
     return " · ".join(parts)
 
 
+def tail_lines(summary: Mapping[str, Any]) -> list[str]:
+    """The tail attribution in words, for the slowest 1% and 0.1% (results.tail)."""
+    attribution = summary.get("tail_attribution") or {}
+    lines = [tail_headline(attribution, level) for level in ("p99", "p99.9")]
+    return [line for line in lines if line]
+
+
 def render_html(
     data: ReportData, charts: Mapping[str, Sequence[Chart]], description: str | None
 ) -> str:
@@ -272,6 +280,7 @@ def render_html(
             run_line=_run_line(data),
             warnings=warnings(data),
             findings=key_findings(data),
+            tail_lines=tail_lines(data.summary),
             headline=headline_groups(data),
             service_columns=["Workers"] + [heading for heading, _, _ in service_columns(data)],
             services=service_rows(data),

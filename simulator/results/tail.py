@@ -19,11 +19,12 @@ combine figure by figure. Streaming percentiles keep the same paths.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..engine.sim import Sim
+if TYPE_CHECKING:
+    from ..engine.sim import Sim
 
 LEVELS = {"p99": 0.99, "p99.9": 0.999}
 MIN_REQUESTS = 10  # fewer requests above a percentile: no attribution for it
@@ -81,16 +82,21 @@ def _attribute(entries: list, names: list[str]) -> dict[str, Any]:
 
 
 def headline(attribution: dict[str, Any], level: str = "p99") -> str | None:
-    """One line for a planner: "p99 requests (123, 45.6 ms or slower): 71% waited on
-    recommendations; 58% of their time was queueing"."""
+    """One line for a planner: "The slowest 1% (602 requests, 121.6 ms or more): 62% waited
+    on inventory, 33% on recommendations; their time was 99% service, 1% queueing." None when
+    there is no attribution at that level."""
     figures = attribution.get(level) if attribution else None
     if not figures or figures["waited_on"].get(NONE) is None:
         return None  # too few requests (in some replication)
-    name, share = max(figures["waited_on"].items(), key=lambda kv: kv[1])
-    part, part_share = max(figures["time_share"].items(), key=lambda kv: kv[1] or 0.0)
-    who = "no service (deadline first)" if name == NONE else name
+    waited = sorted(((v, k) for k, v in figures["waited_on"].items() if v), reverse=True)
+    parts = sorted(((v, k) for k, v in figures["time_share"].items() if v), reverse=True)
+    who = [f"{v:.0%} {'on ' if i else 'waited on '}"
+           f"{'no service (a deadline came first)' if k == NONE else k}"
+           for i, (v, k) in enumerate(waited[:2]) if v >= 0.005]  # fmt: skip
+    how = [f"{v:.0%} {k.replace('_', ' ')}" for v, k in parts[:2] if v >= 0.005]
+    share = "1%" if level == "p99" else "0.1%"
     return (
-        f"{level} requests ({figures['requests']:,.0f}, {figures['threshold_ms']:,.1f} ms or"
-        f" slower): {share:.0%} waited on {who}; {part_share:.0%} of their time was "
-        f"{part.replace('_', ' ')}"
+        f"The slowest {share} ({figures['requests']:,.0f} requests, "
+        f"{figures['threshold_ms']:,.1f} ms or more): {', '.join(who)}; "
+        f"their time was {', '.join(how)}."
     )
