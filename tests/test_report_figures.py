@@ -361,3 +361,39 @@ def test_theoffered_rate_is_drawn_as_the_scenario_schedules_it():
     storm = load_scenario(ROOT / "scenarios" / "retry-storm.yaml")
     edges, rps = offered_rate(_data(_summary(), scenario=storm))
     assert list(edges) == [0.0, 20.0, 22.0, 70.0] and list(rps) == [1400.0, 3000.0, 1400.0]
+
+
+def _plot_area_columns(png_path) -> tuple[int, int]:
+    """The pixel columns of a chart's left and right axes spines (dark vertical lines over
+    half the image's height)."""
+    from PIL import Image
+
+    gray = np.asarray(Image.open(png_path).convert("L"))
+    columns = np.flatnonzero((gray < 60).sum(axis=0) > gray.shape[0] * 0.5)
+    return int(columns[0]), int(columns[-1])
+
+
+def test_over_time_charts_share_one_time_axis(tmp_path):
+    """Throughput, latency and services over time put their plot areas at the same pixels,
+    whatever their tick labels and legends (a long service name, ops in the hundreds of
+    thousands), so a second can be followed from chart to chart."""
+    services = {
+        "a-service-with-a-rather-long-name": {"latency": {"dist": "exponential", "mean_ms": 5},
+                                              "workers": 4, "steps": [{"call": "db"}]},
+        "db": {"latency": {"dist": "constant", "ms": 0.01}},
+    }  # fmt: skip
+    scenario = make_scenario(services, [{"call": "a-service-with-a-rather-long-name",
+                                         "fanout": 1}], rps=500, duration_s=2)  # fmt: skip
+    scenario = scenario.with_overrides({"services.a-service-with-a-rather-long-name.steps.0."
+                                        "repeat": 200})  # fmt: skip
+    _charts(scenario, tmp_path)
+    names = ("throughput_over_time", "latency_over_time", "services_over_time")
+    spines = {_plot_area_columns(tmp_path / f"{name}.png") for name in names}
+    assert len(spines) == 1, spines
+
+
+def test_a_drains_partial_last_second_is_drawn_as_a_sliver():
+    """The time series' last row ends where the run ended, not a whole second later."""
+    summary = _summary() | {"run_end_s": 50.25}
+    data = _data(summary, {"t_s": np.arange(51.0)})
+    assert data.time_edges[-2:].tolist() == [50.0, 50.25]

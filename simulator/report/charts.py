@@ -18,7 +18,8 @@ from ..results.format import dig, fmt_ms, fmt_num, is_missing
 from .figure import (
     LOG_Y_RATIO,
     Chart,
-    bin_edges,
+    compact_count,
+    legend_label,
     maybe_log_y,
     new_figure,
     nines_axis,
@@ -27,6 +28,7 @@ from .figure import (
     png_bytes,
     shade_phases,
     side_legend,
+    time_figure,
 )
 
 if TYPE_CHECKING:
@@ -43,7 +45,7 @@ _P99_COLOR = "tab:red"
 
 def _shade_phases(axes: Sequence[Axes], data: ReportData, t_s: np.ndarray) -> None:
     """Grey out the warm-up and hatch the drain after the window; label on the top panel."""
-    t_start, t_end = float(t_s[0]), float(bin_edges(t_s)[-1])
+    t_start, t_end = float(t_s[0]), float(data.time_edges[-1])
     shade_phases(axes, data.warmup_s, data.window_end_s, t_start, t_end)
 
 
@@ -107,16 +109,20 @@ def _chart_latency_over_time(data: ReportData) -> Chart:
     filename, title = "latency_over_time.png", "Latency over time"
     caption = (
         "Median and 99th-percentile latency of the requests completing in each simulated "
-        "second. Grey: warm-up, not measured; hatched: the drain after the window. Gaps are "
-        "seconds with no completions."
+        "second. Grey: warm-up, not measured; hatched: the drain after the window, not drawn "
+        "(only the slowest requests are still completing then). Gaps are seconds with no "
+        "completions."
     ) + data.timeseries_note
     if data.n_seconds == 0:
         return placeholder(filename, title, "no timeseries data", caption)
-    t = data.timeseries["t_s"]
-    p50, p99 = data.column("p50_ms"), data.column("p99_ms")
-    fig, (ax,) = new_figure()
-    plot_steps(ax, t, p99, color=_P99_COLOR, lw=1.4, label="p99")
-    plot_steps(ax, t, p50, color=_P50_COLOR, lw=1.4, label="p50")
+    t, edges = data.timeseries["t_s"], data.time_edges
+    p50, p99 = data.column("p50_ms").copy(), data.column("p99_ms").copy()
+    if data.window_end_s is not None:  # the drain's stragglers are the slowest by design
+        p50[t >= data.window_end_s] = np.nan
+        p99[t >= data.window_end_s] = np.nan
+    fig, (ax,) = time_figure()
+    plot_steps(ax, t, p99, edges, color=_P99_COLOR, lw=1.4, label="p99")
+    plot_steps(ax, t, p50, edges, color=_P50_COLOR, lw=1.4, label="p50")
     maybe_log_y(ax, np.concatenate([p50, p99]))
     run_p99 = dig(data.summary, "latency_ms.p99")
     if not is_missing(run_p99) and run_p99 > 0:
@@ -145,15 +151,21 @@ def _chart_throughput_over_time(data: ReportData) -> Chart:
     ) + data.timeseries_note
     if data.n_seconds == 0:
         return placeholder(filename, title, "no timeseries data", caption)
-    t = data.timeseries["t_s"]
-    fig, (top, bottom) = new_figure(nrows=2)
+    t, edges = data.timeseries["t_s"], data.time_edges
+    fig, (top, bottom) = time_figure(nrows=2)
     # Arrivals wide and pale underneath, so completions on top of them stay visible.
-    plot_steps(top, t, data.column("arrivals"), color="0.72", lw=2.8, label="arrivals/s")
-    plot_steps(top, t, data.column("completions"), color=_P50_COLOR, lw=1.3, label="completions/s")
+    plot_steps(top, t, data.column("arrivals"), edges, color="0.72", lw=2.8, label="arrivals/s")
+    plot_steps(
+        top, t, data.column("completions"), edges, color=_P50_COLOR, lw=1.3, label="completions/s"
+    )
     if "goodput" in data.timeseries:  # answered ok or partial: what the users actually got
-        plot_steps(top, t, data.column("goodput"), color="tab:green", lw=1.3, label="goodput/s")
-    plot_steps(top, t, data.column("errors"), color=_P99_COLOR, lw=1.1, label="errors/s")
-    plot_steps(bottom, t, data.column("ops"), color="tab:purple", lw=1.3, label="backend ops/s")
+        plot_steps(
+            top, t, data.column("goodput"), edges, color="tab:green", lw=1.3, label="goodput/s"
+        )
+    plot_steps(top, t, data.column("errors"), edges, color=_P99_COLOR, lw=1.1, label="errors/s")
+    plot_steps(
+        bottom, t, data.column("ops"), edges, color="tab:purple", lw=1.3, label="backend ops/s"
+    )
     offered = dig(data.summary, "offered_rps")
     nominal = dig(data.summary, "amplification.nominal_ops_per_request")
     dashed = {"color": "0.3", "linestyle": "--", "linewidth": 1}
@@ -172,7 +184,7 @@ def _chart_throughput_over_time(data: ReportData) -> Chart:
     _shade_phases([top, bottom], data, t)
     for ax in (top, bottom):
         ax.set_ylim(bottom=0)
-        ax.yaxis.set_major_formatter("{x:,.0f}")
+        ax.yaxis.set_major_formatter(compact_count)
         side_legend(ax)
     top.set_title(f"{title} — {data.scenario_name}")
     top.set_ylabel("requests / s")
@@ -208,14 +220,15 @@ def _chart_services_over_time(data: ReportData) -> Chart | None:
         "(utilization), and calls waiting for a worker (queue length). Services with "
         "unlimited workers have no utilization."
     ) + data.timeseries_note
-    t = data.timeseries["t_s"]
+    t, edges = data.timeseries["t_s"], data.time_edges
     panels = [("util_", util, "utilization"), ("queue_", queue, "queue length (calls)")]
     panels = [panel for panel in panels if panel[1]]
-    fig, axes = new_figure(nrows=len(panels))
+    fig, axes = time_figure(nrows=len(panels))
     colors = {svc: f"C{i % 10}" for i, svc in enumerate(dict.fromkeys(util + queue))}
     for ax, (prefix, services, ylabel) in zip(axes, panels, strict=True):
         for svc in services:
-            plot_steps(ax, t, data.column(prefix + svc), color=colors[svc], lw=1.3, label=svc)
+            plot_steps(ax, t, data.column(prefix + svc), edges, color=colors[svc], lw=1.3,
+                       label=legend_label(svc))  # fmt: skip
         ax.set_ylabel(ylabel)
         if prefix == "util_":
             ax.set_ylim(0, 1.05)
@@ -224,7 +237,7 @@ def _chart_services_over_time(data: ReportData) -> Chart | None:
             # at least 0-5 calls: a queue of 0.7 calls should look small, not dramatic
             top = max((np.nanmax(data.column(prefix + svc)) for svc in services), default=0.0)
             ax.set_ylim(0, max(QUEUE_AXIS_MIN_CALLS, 1.1 * float(np.nan_to_num(top))))
-            ax.yaxis.set_major_formatter("{x:,g}")  # time-averaged: often a fraction of a call
+            ax.yaxis.set_major_formatter(compact_count)  # time-averaged: maybe a fraction
         side_legend(ax)
     _shade_phases(axes, data, t)
     axes[0].set_title(f"{title} — {data.scenario_name}")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..scenario.topology import nominal_amplification
+from .figure import bin_edges
 
 if TYPE_CHECKING:
     from ..scenario.model import Scenario
@@ -75,6 +76,17 @@ class ReportData:
         """End of the measured window in simulated seconds, if the summary says."""
         duration = self.summary.get("duration_s")
         return None if duration is None else self.warmup_s + float(duration)
+
+    @property
+    def time_edges(self) -> np.ndarray:
+        """Edges of the time series' rows (s): row i covers [t_s[i], t_s[i+1]), the last one
+        only up to the run's end (``run_end_s``), so a drain's partial last second is drawn
+        as the sliver it is, not as a whole second of collapse."""
+        edges = bin_edges(self.timeseries["t_s"])
+        end = self.summary.get("run_end_s")
+        if isinstance(end, (int, float)) and edges[-2] < end < edges[-1]:
+            edges[-1] = float(end)
+        return edges
 
     @property
     def n_seconds(self) -> int:

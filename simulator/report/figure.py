@@ -54,6 +54,52 @@ def new_figure(nrows: int = 1) -> tuple[Figure, list[Axes]]:
     return fig, list(axes)
 
 
+# The over-time charts share one time axis: fixed margins (inches) put every panel's plot area
+# at the same place, so a second can be followed down from chart to chart. Room on the left for
+# compact tick labels ("25k", "1.2M"), on the right for side legends of up to LEGEND_CHARS.
+TIME_MARGINS_IN = {"left": 0.85, "right": 2.25, "top": 0.42, "bottom": 0.6}
+LEGEND_CHARS = 24
+
+
+def time_figure(nrows: int = 1) -> tuple[Figure, list[Axes]]:
+    """A figure for an over-time chart: panels stacked on one shared time axis, laid out with
+    ``TIME_MARGINS_IN`` (no layout engine), so all such charts line up on the page."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=FIGSIZE_IN, dpi=DPI)
+    width, height = FIGSIZE_IN
+    m = TIME_MARGINS_IN
+    fig.subplots_adjust(
+        left=m["left"] / width,
+        right=1.0 - m["right"] / width,
+        top=1.0 - m["top"] / height,
+        bottom=m["bottom"] / height,
+        hspace=0.18,
+    )
+    axes = fig.subplots(nrows, 1, sharex=True, squeeze=False)[:, 0]
+    for ax in axes:
+        ax.grid(True, which="major", alpha=0.35)
+        ax.set_axisbelow(True)
+    return fig, list(axes)
+
+
+def legend_label(text: str) -> str:
+    """A legend entry short enough for the fixed legend room (``LEGEND_CHARS``)."""
+    return text if len(text) <= LEGEND_CHARS else text[: LEGEND_CHARS - 1] + "…"
+
+
+def compact_count(value: float, _pos=None) -> str:
+    """A tick label that stays short: 950, 2,500, 25k, 1.2M."""
+    v = abs(value)
+    if v >= 1e6:
+        return f"{value / 1e6:,.3g}M"
+    if v >= 1e4:
+        return f"{value / 1e3:,.3g}k"
+    if value == int(value) or v >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.2g}"
+
+
 def png_bytes(fig: Figure) -> bytes:
     buf = io.BytesIO()
     with warnings.catch_warnings():
@@ -112,9 +158,13 @@ def bin_edges(t_s: np.ndarray) -> np.ndarray:
     return np.append(t_s, t_s[-1] + width)
 
 
-def plot_steps(ax: Axes, t_s: np.ndarray, values: np.ndarray, **style: Any) -> None:
-    """Plot a per-second column as steps: each value holds for its whole second."""
-    ax.plot(bin_edges(t_s), np.append(values, values[-1]), drawstyle="steps-post", **style)
+def plot_steps(
+    ax: Axes, t_s: np.ndarray, values: np.ndarray, edges: np.ndarray | None = None, **style: Any
+) -> None:
+    """Plot a per-second column as steps: each value holds for its row (``edges``: the rows'
+    edges, by default whole seconds)."""
+    edges = bin_edges(t_s) if edges is None else edges
+    ax.plot(edges, np.append(values, values[-1]), drawstyle="steps-post", **style)
 
 
 def shade_phases(

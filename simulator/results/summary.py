@@ -43,7 +43,8 @@ def summarize(sim: Sim, seed: int) -> tuple[dict[str, Any], np.ndarray, dict[str
     else:
         ends = np.frombuffer(sim.req_t0, dtype=float) + np.frombuffer(sim.req_ms, dtype=float)
         last_answer_ms = float(ends.max()) if len(ends) else 0.0
-    n = int(math.ceil(max(sim.end_ms, sim.env.now, last_answer_ms) / 1000.0)) or 1
+    run_end_ms = max(sim.end_ms, sim.env.now, last_answer_ms)
+    n = int(math.ceil(run_end_ms / 1000.0)) or 1
     req = _streamed_requests(sim, n) if sim.streaming else _exact_requests(sim, n)
     counts = req.counts
     arrived = int(sum(counts))
@@ -63,6 +64,7 @@ def summarize(sim: Sim, seed: int) -> tuple[dict[str, Any], np.ndarray, dict[str
         "seed": seed,
         "duration_s": s.duration_s,
         "warmup_s": s.warmup_s,
+        "run_end_s": run_end_ms / 1000.0,  # the drain's end: the time series' last row's
         "requests": {"arrived": arrived}
         | {o: int(c) for o, c in zip(OUTCOMES, counts, strict=True)},
         "throughput_rps": float(counts[0] + counts[1]) / duration_s,
