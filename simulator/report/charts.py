@@ -15,6 +15,7 @@ import numpy as np
 
 from ..results.files import MIN_TAIL_SAMPLES, percentile_grid
 from ..results.format import dig, fmt_ms, fmt_num, is_missing
+from ..results.summary import MIN_PER_BUCKET
 from .figure import (
     LOG_Y_RATIO,
     Chart,
@@ -117,6 +118,16 @@ def _chart_latency_over_time(data: ReportData) -> Chart:
         return placeholder(filename, title, "no timeseries data", caption)
     t, edges = data.timeseries["t_s"], data.time_edges
     p50, p99 = data.column("p50_ms").copy(), data.column("p99_ms").copy()
+    coarse = data.summary.get("latency_over_time")
+    if coarse:  # a second holds too few requests for a p99: the run's coarser buckets
+        width = float(coarse["bucket_s"])
+        t = np.asarray(coarse["t_s"], dtype=float)
+        edges = np.append(t, t[-1] + width)
+        edges[-1] = min(edges[-1], data.time_edges[-1])
+        p50, p99 = (np.asarray(coarse[k], dtype=float) for k in ("p50_ms", "p99_ms"))
+        caption = caption.replace("in each simulated second", f"in each {width:g} s")
+        caption += (f" Bucketed by {width:g} s: a second held too few requests (under "
+                    f"{MIN_PER_BUCKET}) for its p99 to be more than its slowest.")  # fmt: skip
     if data.window_end_s is not None:  # the drain's stragglers are the slowest by design
         p50[t >= data.window_end_s] = np.nan
         p99[t >= data.window_end_s] = np.nan

@@ -91,6 +91,13 @@ def summarize(sim: Sim, seed: int) -> tuple[dict[str, Any], np.ndarray, dict[str
         # steps with calling-side policies: what their attempts were and what became of them
         "steps": {name: _step_summary(st) for name, st in sim.steps.items() if st.policy},
     }
+    coarse = req.per_second.get("coarse")
+    if coarse is not None:  # too few requests a second for a p99: coarser buckets too
+        summary["latency_over_time"] = {
+            "bucket_s": coarse["bucket_s"],
+            **{k: [None if math.isnan(v) else float(v) for v in coarse[k]]
+               for k in ("t_s", "p50_ms", "p99_ms")},
+        }  # fmt: skip
     # which service the slowest requests waited on, and where their time went
     summary["tail_attribution"] = tail_attribution(sim, int(np.sum(counts)))
     if sim.streaming:
@@ -133,10 +140,41 @@ def _exact_requests(sim: Sim, n: int) -> _Requests:
         "goodput": np.bincount(end_s[answered], minlength=n),  # ok + partial, an extension
     }
     counts = np.bincount(outcome[window], minlength=len(OUTCOMES)).tolist()
+    coarse = coarse_latency(t0 + lat, lat, n)
+    if coarse is not None:
+        per_second["coarse"] = coarse
     return _Requests(
         counts, _latency(lat[window]), _latency(lat[window & answered]), lat[window].copy(),
         per_second,
     )  # fmt: skip
+
+
+BUCKETS_S = (2, 5, 10, 15, 30, 60)  # coarser latency buckets, tried in this order
+MIN_PER_BUCKET = 100  # completions a bucket needs for its p99 to be more than its maximum
+
+
+def coarse_latency(end_ms: np.ndarray, lat: np.ndarray, n: int) -> dict[str, Any] | None:
+    """p50 and p99 of the requests completing in buckets of several seconds, when a typical
+    second holds fewer than ``MIN_PER_BUCKET`` of them (its p99 is then little more than its
+    slowest request): ``{"bucket_s", "t_s", "p50_ms", "p99_ms"}``, or None when seconds do."""
+    per_second = np.bincount((end_ms // 1000).astype(np.int64), minlength=n)[:n]
+    busy = per_second[per_second > 0]
+    if not len(busy) or np.median(busy) >= MIN_PER_BUCKET:
+        return None
+    rate = float(np.median(busy))
+    bucket_s = next((b for b in BUCKETS_S if rate * b >= MIN_PER_BUCKET), BUCKETS_S[-1])
+    index = (end_ms // (1000.0 * bucket_s)).astype(np.int64)
+    m = int(math.ceil(n / bucket_s))
+    index = np.minimum(index, m - 1)
+    order = np.argsort(index, kind="stable")
+    cuts = np.searchsorted(index[order], np.arange(m + 1))
+    p50, p99 = np.full(m, np.nan), np.full(m, np.nan)
+    for b in range(m):
+        chunk = lat[order[cuts[b] : cuts[b + 1]]]
+        if len(chunk):
+            p50[b], p99[b] = np.quantile(chunk, [0.5, 0.99])
+    return {"bucket_s": bucket_s, "t_s": np.arange(m, dtype=float) * bucket_s,
+            "p50_ms": p50, "p99_ms": p99}  # fmt: skip
 
 
 def _streamed_requests(sim: Sim, n: int) -> _Requests:
