@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -292,16 +293,19 @@ def test_unwritable_out_dir_is_one_line(runs: tuple[Path, Path], tmp_path: Path)
 @pytest.mark.parametrize(
     ("metric", "base", "new", "text", "tone"),
     [
-        (Metric("p99", "p99", str, better="lower"), (10.0, None), (12.0, None), "+20.0%", "worse"),
-        (Metric("p99", "p99", str, better="lower"), (10.0, None), (8.0, None), "−20.0%", "better"),
-        (Metric("rps", "rps", str, better="higher"), (10.0, None), (25.0, None), "×2.5", "better"),
+        (Metric("p99", "p99", str, better="lower"), (10.0, 0.5), (12.0, 0.5), "+20.0%", "worse"),
+        (Metric("p99", "p99", str, better="lower"), (10.0, 0.5), (8.0, 0.5), "−20.0%", "better"),
+        (Metric("rps", "rps", str, better="higher"), (10.0, 1.0), (25.0, 1.0), "×2.5", "better"),
+        # Single seeds: no interval tells a change from noise, so no verdict, only a mark.
+        (Metric("p99", "p99", str, better="lower"), (10.0, None), (12.0, None), "+20.0%", "unsure"),
+        (Metric("rps", "rps", str, better="higher"), (10.0, None), (25.0, None), "×2.5", "unsure"),
         (Metric("ops", "ops", str), (10.0, None), (4.0, None), "×0.4", ""),
         (
             Metric("fail", "f", str, better="lower", points=True),
             (0.1, None),
             (0.15, None),
             "+5.0 pp",
-            "worse",
+            "unsure",
         ),  # fmt: skip
         (Metric("x", "x", str, better="lower"), (3.0, None), (3.0, None), "=", "same"),
         # Within the combined 95% half-widths (hypot(2, 2) = 2.83 > 2): no verdict.
@@ -324,7 +328,8 @@ def test_change_against_the_baseline(
     metric: Metric, base: tuple, new: tuple, text: str, tone: str
 ) -> None:
     """A what-if's change reads as a percentage, a factor from ×2 (or ×0.5), or percentage
-    points for shares; better/worse only when the 95% intervals do not overlap."""
+    points for shares; better/worse only when the 95% intervals do not overlap, and marked
+    unsure (no verdict) between single seeds."""
     got_text, got_tone, _ = describe_change(metric, base, new)
     assert (got_text, got_tone) == (text, tone)
 
@@ -344,3 +349,31 @@ def test_runs_of_different_scenarios_carry_a_warning(runs: tuple[Path, Path], tm
     assert result.exit_code == 0, result.output
     assert "different scenarios (tiny, other)" in result.output
     assert "different scenarios (tiny, other)" in (tmp_path / "cmp" / "compare.html").read_text()
+
+
+def test_no_empty_or_hidden_panels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs without worker limits get no utilization panel, runs without retries or hedges
+    no ops-split chart, and a what-if identical to the baseline is named as such in the
+    over-time legend instead of vanishing under it."""
+    from simulator.report import compare_charts
+    from simulator.report.runs import load_runs
+
+    scenario = ROOT / "scenarios" / "seed-example.yaml"
+    for name in ("a", "b"):
+        result = fansim("run", scenario, "--duration", "1", "--out", tmp_path / name, "-q")
+        assert result.exit_code == 0, result.output
+    labels: list[str] = []
+    original = compare_charts.plot_steps
+
+    def spy(ax, t, values, edges=None, **style):
+        labels.append(style.get("label") or "")
+        return original(ax, t, values, edges, **style)
+
+    monkeypatch.setattr(compare_charts, "plot_steps", spy)
+    charts = {
+        c.filename: c
+        for c in compare_charts.draw_charts(load_runs([tmp_path / "a", tmp_path / "b"]))
+    }
+    assert "compare_ops_split.png" not in charts
+    assert charts["compare_services.png"].title == "Services: calls"
+    assert "b (identical to a)" in labels

@@ -64,6 +64,10 @@ class Metric:
 # A change smaller than this (relative, or in percentage points for shares) is not coloured
 # better or worse: without replications there is no interval to judge it by.
 NEGLIGIBLE_CHANGE = 0.01
+SINGLE_SEED_HINT = (
+    "one seed each: no 95% interval to tell this change from noise "
+    "(run both with --replications 5 or more)"
+)
 NEGLIGIBLE_POINTS = 0.001
 
 
@@ -108,6 +112,8 @@ def describe_change(m: Metric, base: tuple, new: tuple) -> tuple[str, str, str]:
     small = abs(v - b) < NEGLIGIBLE_POINTS if m.points else b and abs(v / b - 1) < NEGLIGIBLE_CHANGE
     if not m.better or small:
         return text, "", ""
+    if b_ci is None and v_ci is None:  # single seeds: nothing to tell the change from noise
+        return text, "unsure", SINGLE_SEED_HINT
     good = (v < b) == (m.better == "lower")
     return text, "better" if good else "worse", ""
 
@@ -368,6 +374,9 @@ def _png_size(png: bytes) -> tuple[int, int]:
 
 def render_html(runs: Sequence[RunData], charts: Sequence[Chart]) -> str:
     columns, services = service_table(runs)
+    headline = headline_rows(runs)
+    values = [v for _title, rows in headline for _m, vs in rows for v in vs]
+    values += [v for _name, per_run in services for _run, vs in per_run for v in vs]
     whatifs = ", ".join(r.label for r in runs[1:])
     return (
         environment()
@@ -381,11 +390,12 @@ def render_html(runs: Sequence[RunData], charts: Sequence[Chart]) -> str:
             ),
             runs=runs,
             run_rows=run_rows(runs),
-            headline=headline_rows(runs),
+            headline=headline,
             service_columns=columns,
             services=services,
             charts=[(chart, *_png_size(chart.png)) for chart in charts],
             any_ci=any("ci95" in r.summary for r in runs),
+            any_unsure=any(v.tone == "unsure" for v in values),
             mixed=mixed_scenarios(runs),
         )
     )

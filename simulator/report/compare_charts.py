@@ -22,6 +22,7 @@ from .figure import (
     FIGSIZE_IN,
     LOG_Y_RATIO,
     Chart,
+    bin_edges,
     maybe_log_y,
     new_figure,
     nines_axis,
@@ -120,7 +121,8 @@ def _curve_label(run: RunData, marks: Sequence[tuple[str, float, str, float]]) -
 def _chart_over_time(runs: Sequence[RunData]) -> Chart:
     filename, title = "compare_over_time.png", "p99 and goodput over time"
     caption = (
-        "Top: 99th-percentile latency of the requests completing in each simulated second. "
+        "Top: 99th-percentile latency of the requests completing in each simulated second "
+        "(not drawn in the drain, where only the slowest are still completing). "
         "Bottom: requests answered ok or partial (goodput) per second; dashed, each run's "
         "offered load. Grey: warm-up, not measured; hatched: the drain after the measured "
         "window. With replications, the first replication's series."
@@ -132,6 +134,7 @@ def _chart_over_time(runs: Sequence[RunData]) -> Chart:
 
     fig, (top, bottom) = new_figure(nrows=2)
     p99s, t_end = [], 0.0
+    seen: list[tuple[str, np.ndarray, np.ndarray]] = []  # to name runs drawn identically
     goodput_column = "goodput"
     for run in drawn:
         ts = run.timeseries  # type: ignore[index]
@@ -141,8 +144,21 @@ def _chart_over_time(runs: Sequence[RunData]) -> Chart:
             goodput_column = "completions"  # older runs: every answer, whatever its outcome
         p99, good = ts.get("p99_ms", nan), ts.get("goodput", ts.get("completions", nan))
         lw = 2.6 if run is runs[0] else 1.4  # a what-if equal to the baseline leaves a rim
-        plot_steps(top, t, p99, color=run.color, lw=lw, label=run.label)
-        plot_steps(bottom, t, good, color=run.color, lw=lw)
+        twin = next((name for name, seen_p99, seen_good in seen
+                     if seen_p99.shape == p99.shape
+                     and np.array_equal(seen_p99, p99, equal_nan=True)
+                     and np.array_equal(seen_good, good, equal_nan=True)), None)  # fmt: skip
+        seen.append((run.label, p99, good))
+        label = run.label if twin is None else f"{run.label} (identical to {twin})"
+        edges = bin_edges(t)
+        end = run.number("run_end_s")  # the drain's partial last second: drawn as a sliver
+        if end is not None and edges[-2] < end < edges[-1]:
+            edges[-1] = end
+        warmup, duration = run.number("warmup_s") or 0.0, run.number("duration_s")
+        if duration is not None:  # not in the drain: only the slowest are still completing
+            p99 = np.where(t >= warmup + duration, np.nan, p99)
+        plot_steps(top, t, p99, edges, color=run.color, lw=lw, label=label)
+        plot_steps(bottom, t, good, edges, color=run.color, lw=lw)
         offered = run.number("offered_rps")
         if offered is not None:
             bottom.axhline(offered, color=run.color, linestyle="--", linewidth=1, alpha=0.8)
@@ -150,7 +166,7 @@ def _chart_over_time(runs: Sequence[RunData]) -> Chart:
                 style = {"color": "0.3", "linestyle": "--", "linewidth": 1}
                 bottom.plot([], [], label="offered load (each run's color)", **style)
         p99s.append(p99)
-        t_end = max(t_end, float(t[-1]) + 1.0)
+        t_end = max(t_end, float(edges[-1]))
     maybe_log_y(top, np.concatenate(p99s))
     _shade_phases((top, bottom), drawn, t_end)
     bottom.set_ylim(bottom=0)
@@ -195,7 +211,18 @@ def _chart_services(runs: Sequence[RunData]) -> Chart | None:
     bars_total = len(services) * len(runs)
     height = max(FIGSIZE_IN[1] * 0.7, 1.3 + 0.2 * bars_total + 0.12 * len(services))
     fig = Figure(figsize=(FIGSIZE_IN[0], height), dpi=DPI, layout="constrained")
-    util_ax, calls_ax = fig.subplots(1, 2, sharey=True)
+    # no run has a worker limit anywhere: no utilization panel, only calls/s
+    has_util = any(r.number(f"services.{s}.utilization") is not None
+                   for r in runs for s in services)  # fmt: skip
+    if has_util:
+        util_ax, calls_ax = fig.subplots(1, 2, sharey=True)
+    else:
+        util_ax, calls_ax = None, fig.subplots()
+        title = "Services: calls"
+        caption = (
+            "Per service, one bar per run: the calls it receives per second. No service has a "
+            "worker limit in these runs, so there is no utilization to compare."
+        )
     y = np.arange(len(services))
     size = min(0.8 / len(runs), 0.35)  # one service and two runs: not two slabs
     calls = []
@@ -204,19 +231,23 @@ def _chart_services(runs: Sequence[RunData]) -> Chart | None:
         util = [run.number(f"services.{s}.utilization") for s in services]
         rate = [run.number(f"services.{s}.calls_per_sec") for s in services]
         calls += [v for v in rate if v]
-        bars = util_ax.barh(
-            at, [math.nan if u is None else u for u in util], size, color=run.color, label=run.label
-        )
-        util_ax.bar_label(
-            bars, labels=["" if u is None else f"{u:.0%}" for u in util], fontsize=7, padding=2
-        )
+        if util_ax is not None:
+            bars = util_ax.barh(at, [math.nan if u is None else u for u in util], size,
+                                color=run.color)  # fmt: skip
+            util_ax.bar_label(
+                bars, labels=["" if u is None else f"{u:.0%}" for u in util], fontsize=7, padding=2
+            )
         bars = calls_ax.barh(
-            at, [math.nan if v is None else v for v in rate], size, color=run.color
+            at,
+            [math.nan if v is None else v for v in rate],
+            size,
+            color=run.color,
+            label=run.label,
         )
         calls_ax.bar_label(
             bars, labels=["" if v is None else fmt_num(v) for v in rate], fontsize=7, padding=2
         )
-    for k, svc in enumerate(services):
+    for k, svc in enumerate(services if util_ax is not None else []):
         # The summary says null for unlimited workers; a missing key says nothing.
         reported = [dig(r.summary, f"services.{svc}") for r in runs if svc in r.services]
         if all(
@@ -224,15 +255,17 @@ def _chart_services(runs: Sequence[RunData]) -> Chart | None:
             for x in reported
         ):
             util_ax.annotate("unlimited workers", (0.01, k), va="center", fontsize=8, color="0.4")
-    util_ax.set_yticks(y, services)
-    util_ax.invert_yaxis()  # the first service at the top, as in the table
-    util_ax.axvline(1.0, color="0.3", linestyle="--", linewidth=1)
-    util_ax.set_xlim(0, 1.25)
-    util_ax.xaxis.set_major_formatter("{x:.0%}")
-    util_ax.set_xlabel("utilization (busy workers ÷ workers)")
+    first_ax = util_ax if util_ax is not None else calls_ax
+    first_ax.set_yticks(y, services)
+    first_ax.invert_yaxis()  # the first service at the top, as in the table
+    if util_ax is not None:
+        util_ax.axvline(1.0, color="0.3", linestyle="--", linewidth=1)
+        util_ax.set_xlim(0, 1.25)
+        util_ax.xaxis.set_major_formatter("{x:.0%}")
+        util_ax.set_xlabel("utilization (busy workers ÷ workers)")
     _log_bars(calls_ax, np.asarray(calls, dtype=float))
     calls_ax.set_xlabel("calls / s")
-    for ax in (util_ax, calls_ax):
+    for ax in (a for a in (util_ax, calls_ax) if a is not None):
         ax.grid(True, axis="x", alpha=0.35)
         ax.set_axisbelow(True)
         ax.tick_params(axis="y", length=0)
@@ -264,8 +297,8 @@ def _chart_ops_split(runs: Sequence[RunData]) -> Chart | None:
         for r in runs
         if isinstance(dig(r.summary, "amplification.ops_split_per_request"), Mapping)
     }
-    if not split:
-        return None
+    if not any(v[1] or v[2] for v in split.values()):
+        return None  # no retries or hedges in any run: the headline's ops per request says it
     caption = (
         "Backend operations per arrived request, split into what the topology implies "
         "(nominal: first tries) and the extra attempts retries and hedges send."
