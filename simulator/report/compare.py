@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..results.files import write_atomic
-from ..results.format import DASH, fmt_ms, fmt_num, fmt_pct, fmt_sig
+from ..results.format import DASH, fmt_ms, fmt_num, fmt_pct, fmt_sig, fmt_signed
 from ..results.outdir import staged_dir
 from .compare_charts import draw_charts
 from .figure import Chart
@@ -80,13 +80,6 @@ def _figure(run: RunData, m: Metric, prefix: str = "") -> tuple[float | None, fl
     return value, ci
 
 
-def _signed(x: float, unit: str) -> str:
-    """+12.3%, −0.04 pp: one decimal, or two significant digits below 0.1."""
-    sign = "+" if x > 0 else "\u2212"  # a typographic minus, as wide as the plus
-    text = f"{abs(x):.1f}" if abs(x) >= 0.1 else fmt_sig(abs(x), 2).rstrip("0")
-    return f"{sign}{text}{unit}"
-
-
 def describe_change(m: Metric, base: tuple, new: tuple) -> tuple[str, str, str]:
     """(change text, tone, hint) of ``new`` against ``base``, each a (value, ci) pair."""
     (b, b_ci), (v, v_ci) = base, new
@@ -95,14 +88,14 @@ def describe_change(m: Metric, base: tuple, new: tuple) -> tuple[str, str, str]:
     if v == b:
         return "=", "same", "same as the baseline"
     if m.points:
-        text = _signed(100.0 * (v - b), " pp")
+        text = fmt_signed(100.0 * (v - b), " pp")
     elif b == 0:
         text = f"from 0 to {m.fmt(v)}"
     elif v / b >= 2 or 0 < v / b <= 0.5:
         factor = fmt_sig(v / b, 2)  # 2 significant digits, no trailing zero: ×2, ×2.5, ×0.4
         text = "×" + (factor.rstrip("0").rstrip(".") if "." in factor else factor)
     else:
-        text = _signed(100.0 * (v / b - 1), "%")
+        text = fmt_signed(100.0 * (v / b - 1), "%")
     if b_ci is not None or v_ci is not None:
         # With replications: a difference inside the combined 95% half-widths is one the
         # replications cannot tell apart. A run without replications adds no width (its

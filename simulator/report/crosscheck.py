@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .. import analytic
-from ..results.format import dig, fmt_ms, fmt_num, fmt_pct, fmt_sig, is_missing
+from ..results.format import dig, fmt_ms, fmt_num, fmt_pct, fmt_sig, fmt_signed, is_missing
 from ..results.warnings import leaf_pool, offered_load
 
 if TYPE_CHECKING:
@@ -49,7 +49,9 @@ def _difference(predicted: float | None, measured: float | None) -> str:
         return "—"
     if predicted == 0:
         return "0" if measured == 0 else "—"
-    return f"{100 * (measured - predicted) / abs(predicted):+.1f}%"
+    if measured == predicted:
+        return "0%"
+    return fmt_signed(100 * (measured - predicted) / abs(predicted), "%")
 
 
 def _row(check, theory, predicted, measured, fmt=fmt_num, note="") -> Check:

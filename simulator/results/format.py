@@ -64,3 +64,11 @@ def dig(d: Mapping[str, Any] | None, path: str) -> Any:
             return None
         d = d[key]
     return d
+
+
+def fmt_signed(x: float, unit: str) -> str:
+    """A change: +12.3%, −0.04 pp (one decimal, or two significant digits below 0.1; a
+    typographic minus, as wide as the plus)."""
+    sign = "+" if x > 0 else "\u2212"
+    text = f"{abs(x):.1f}" if abs(x) >= 0.1 else fmt_sig(abs(x), 2).rstrip("0")
+    return f"{sign}{text}{unit}"

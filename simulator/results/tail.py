@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .format import fmt_ms
+
 if TYPE_CHECKING:
     from ..engine.sim import Sim
 
@@ -97,6 +99,6 @@ def headline(attribution: dict[str, Any], level: str = "p99") -> str | None:
     share = "1%" if level == "p99" else "0.1%"
     return (
         f"The slowest {share} ({figures['requests']:,.0f} requests, "
-        f"{figures['threshold_ms']:,.1f} ms or more): {', '.join(who)}; "
+        f"{fmt_ms(figures['threshold_ms'])} ms or more): {', '.join(who)}; "
         f"their time was {', '.join(how)}."
     )
