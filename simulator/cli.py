@@ -266,9 +266,15 @@ def print_summary(summary: dict, console) -> None:
     )
     head.add_row("backend ops/s", f"{amp['ops_per_sec']:,.0f}")
     console.print(head)
-    table = Table(title="services")
+    # rates and shares only (no window totals beside per-second rates): rejected and errors
+    # as shares of the service's calls
+    table = Table(title="services (rates, and shares of each service's calls)")
     for col in ("service", "calls/s", "util", "rejected", "errors", "p50 ms", "p99 ms"):
         table.add_column(col, justify="left" if col == "service" else "right")
+
+    def share(count: float, calls: float) -> str:
+        return "0" if not count else f"{count / calls:.1%}" if calls else "—"
+
     for name, s in summary["services"].items():
         util = "—" if s["utilization"] is None else f"{s['utilization']:.1%}"
         p50, p99 = s["latency_ms"]["p50"], s["latency_ms"]["p99"]
@@ -276,8 +282,8 @@ def print_summary(summary: dict, console) -> None:
             name,
             f"{s['calls_per_sec']:,.0f}",
             util,
-            f"{s['rejected']:,.0f}",
-            f"{s['errors']:,.0f}",
+            share(s["rejected"], s["calls"]),
+            share(s["errors"], s["calls"]),
             "—" if p50 is None else f"{p50:,.2f}",
             "—" if p99 is None else f"{p99:,.2f}",
         )
