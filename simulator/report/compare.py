@@ -30,6 +30,8 @@ from .runs import RunData
 __all__ = ["render_html", "write_comparison"]
 
 COMPARE_FILENAME = "compare.html"
+# the charts shown first, under the runs table: which run pays, and the latency curves
+FIRST_CHARTS = ("compare_tradeoff.png", "compare_latency_percentiles.png")
 TEMPLATE_NAME = "compare.html.j2"
 
 
@@ -367,6 +369,7 @@ def _png_size(png: bytes) -> tuple[int, int]:
 
 def render_html(runs: Sequence[RunData], charts: Sequence[Chart]) -> str:
     columns, services = service_table(runs)
+    sized_charts = [(chart, *_png_size(chart.png)) for chart in charts]
     headline = headline_rows(runs)
     values = [v for _title, rows in headline for _m, vs in rows for v in vs]
     values += [v for _name, per_run in services for _run, vs in per_run for v in vs]
@@ -386,7 +389,8 @@ def render_html(runs: Sequence[RunData], charts: Sequence[Chart]) -> str:
             headline=headline,
             service_columns=columns,
             services=services,
-            charts=[(chart, *_png_size(chart.png)) for chart in charts],
+            first_charts=[sized for sized in sized_charts if sized[0].filename in FIRST_CHARTS],
+            more_charts=[sized for sized in sized_charts if sized[0].filename not in FIRST_CHARTS],
             any_ci=any("ci95" in r.summary for r in runs),
             any_unsure=any(v.tone == "unsure" for v in values),
             mixed=mixed_scenarios(runs),
