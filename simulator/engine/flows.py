@@ -138,9 +138,9 @@ class Flow:
     """Runs a plan of steps on the event path; at its end answers ``up``, the call whose
     downstream steps these are, or (for a request, ``up`` None) calls ``done(ok, cause)``.
 
-    ``kind`` is what
-    its calls inherit, ``event_mode`` whether every call goes on the event path (so that it
-    can be cancelled). ``items`` are the current step's calls or policy slots."""
+    ``kind`` is what its calls inherit, ``event_mode`` whether every call goes on the event
+    path (so that it can be cancelled). ``items`` are the current step's calls or policy
+    slots; ``path`` the critical path of its decided steps (engine.tail)."""
 
     __slots__ = ("sim", "segments", "i", "rec", "done", "up", "kind", "event_mode", "items",
                  "step", "cancelled", "partial", "deadline", "sending", "decided",

@@ -399,12 +399,14 @@ _PART_COLORS = {"queueing": "tab:red", "service": "tab:blue", "failed_attempts":
 
 def _chart_tail_attribution(data: ReportData) -> Chart | None:
     """For the slowest 1% and 0.1% of requests: the service each waited on, and where their
-    time went (summary.json's tail_attribution), as two rows of 100% stacked bars."""
+    time went (summary.json's tail_attribution), as two rows of 100% stacked bars; none when
+    they all waited on one service (the section's sentences then say everything)."""
     filename, title = "tail_attribution.png", "Which service sets the tail"
     attribution = data.summary.get("tail_attribution") or {}
     levels = [(level, figures) for level, figures in attribution.items()
               if figures and not is_missing(figures["waited_on"].get("none"))]  # fmt: skip
-    if not levels:
+    several = any(sum(1 for v in f["waited_on"].values() if v) > 1 for _level, f in levels)
+    if not several:  # one service waited on: the section's sentences say it all
         return None
     first = levels[0][1]["waited_on"]
     services = sorted((k for k in first if k != "none"), key=lambda k: -first[k]) + ["none"]
