@@ -94,9 +94,9 @@ def _chart_latency_percentiles(data: ReportData) -> Chart:
         (0.0, float(lat.max())),
         xycoords=("axes fraction", "data"),
         textcoords="offset points",
-        xytext=(4, 3),
+        xytext=(4, -3),  # under the line, at the left where the curve is low: never clipped
         ha="left",
-        va="bottom",
+        va="top",
         fontsize=8,
         color="0.3",
     )
