@@ -515,7 +515,7 @@ def bench_storm(args, res: dict) -> str:
                     "filed_ops_per_cpu_s": STORM_FILED_OPS_PER_CPU_S,
                     "ratio_to_filed": ratio}  # fmt: skip
     return (
-        f"Retry storm (scenarios/retry-storm.yaml): 10 s warm-up + {duration:g} s, timeouts and "
+        f"5. Retry storm (scenarios/retry-storm.yaml): 10 s warm-up + {duration:g} s, timeouts and "
         f"immediate retries into a full queue; {args.repeat} run(s)\n"
         + table(headers, rows)
         + f"\n   {ratio:.2f}x issue 11's figure when filed ({fmt_n(STORM_FILED_OPS_PER_CPU_S)} "
@@ -674,7 +674,7 @@ def bench_memory(args, seed: dict, res: dict) -> str:
     marginal = (long["rss_mib"] - short["rss_mib"]) / (d_req / 1e6) if d_req > 0 else float("nan")
     how = "GNU /usr/bin/time -v" if USE_GNU_TIME else "os.wait4 rusage ru_maxrss"
     out = [
-        f"3. Peak memory of fansim on the seed example (max RSS via {how}; requests = all "
+        f"6. Peak memory of fansim on the seed example (max RSS via {how}; requests = all "
         f"simulated over warm-up {seed['warmup_s']:g} s + measured window, "
         f"{long['requests_source']})",
         table(["run", "requests", "peak RSS MiB", "MiB per M req", "wall s"], rows),
