@@ -360,6 +360,8 @@ def _chart_amplification(data: ReportData) -> Chart | None:
             xytext=(4, 0),
             va="center",
             fontsize=8,
+            zorder=4,  # over the dashed topology line, on a white ground: never crossed out
+            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 1},
         )
     offered = dig(s, "offered_rps")
     nominal = dig(s, "amplification.nominal_ops_per_request")
