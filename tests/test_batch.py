@@ -9,8 +9,9 @@ from conftest import ROOT
 
 from simulator import load_scenario
 from simulator.engine import batch
+from simulator.engine.free import fan_in, run_free
 from simulator.engine.services import Stream
-from simulator.engine.sim import Sim, _fan_in
+from simulator.engine.sim import Sim
 
 
 @pytest.mark.parametrize("n, k", [(1, 1), (4, 4), (5, 2), (6, 1), (3, 3), (10, 9)])
@@ -28,7 +29,7 @@ def test_block_fan_in_equals_the_scalar_rule(n, k):
     )
     for i in range(rows):
         answers = [(d[i, j], bool(ok[i, j]), (j,)) for j in range(n)]
-        want_d, want_ok, (want_col,) = _fan_in(answers, k, n)
+        want_d, want_ok, (want_col,) = fan_in(answers, k, n)
         assert (got_d[i], bool(got_ok[i])) == (want_d, want_ok), (i, d[i], ok[i])
         col = int(got_col[i])
         assert (d[i, col], bool(ok[i, col])) == (d[i, want_col], bool(ok[i, want_col]))
@@ -56,7 +57,7 @@ def test_blocks_count_every_call_and_error_like_the_scalar_path():
     scalar = Sim(scenario, 1)
     t0 = scalar.arrivals_ms
     rec = (t0 >= scalar.warmup_ms) & (t0 < scalar.end_ms)
-    outcomes = [scalar.run_free(scalar.plan, t, r) for t, r in zip(t0, rec, strict=True)]
+    outcomes = [run_free(scalar.plan, t, r) for t, r in zip(t0, rec, strict=True)]
     block_failed = np.count_nonzero(np.frombuffer(sim.req_outcome, dtype=np.int8) != 0)
     scalar_failed = sum(not ok for _, ok, *_ in outcomes)
     assert len(sim.req_ms) == len(outcomes) == len(t0)

@@ -307,6 +307,6 @@ def test_a_contention_free_subtree_on_the_event_path_counts_as_the_call_by_call_
     for sub in ("at_once", "call_by_call"):
         (tmp_path / sub).mkdir()
     at_once = _abandoned_subtree(tmp_path / "at_once").summary
-    monkeypatch.setattr(sim, "_no_losers", lambda steps: False)  # every call on the event path
+    monkeypatch.setattr(sim, "no_losers", lambda steps: False)  # every call on the event path
     call_by_call = _abandoned_subtree(tmp_path / "call_by_call").summary
     assert at_once == call_by_call

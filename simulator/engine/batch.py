@@ -3,7 +3,7 @@
 When a request's whole call tree has no worker limit, no policy and no deadline, no request
 affects another (every service is an infinite-server station), so a block of requests can be
 evaluated at once: every call's latency drawn as an array, fan-ins as row-wise maxima or k-th
-order statistics, sequential steps as sums. The result is exactly what ``Sim.run_free`` gives
+order statistics, sequential steps as sums. The result is exactly what ``free.run_free`` gives
 one request at a time (the same distributions and counters), only the order in which the
 random streams are consumed differs, so per-seed values differ from the one-at-a-time path.
 

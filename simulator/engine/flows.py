@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..scenario.model import Step
 from .clock import timer
+from .free import free_call, run_free
 from .tail import join
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ class Call:
         # its critical path (engine.tail), set when it has downstream steps; a call with
         # none builds it only when asked (critical_path): most calls decide no step
         self.path: tuple | None = None
-        self.below: tuple | None = None  # its contention-free subtree's (Sim.run_free)
+        self.below: tuple | None = None  # its contention-free subtree's (free.run_free)
         # its contention-free subtree's window calls, evaluated at once on the event path:
         # (answered at ms, service, step), for the wasted count (Sim.serve_free_subtree)
         self.trace: list | None = None
@@ -169,7 +170,7 @@ class Flow:
         free, steps = segments[self.i]
         self.i += 1
         if free:  # contention-free steps in a row: one timeout for all of them
-            d, ok, top, top_ms = sim.run_free(steps, sim.env._now, self.rec)
+            d, ok, top, top_ms = run_free(steps, sim.env._now, self.rec)
             self.path = join(self.path, (top, top_ms, 0.0, 0.0, 0.0, 0.0))
             timer(self.advance if ok else self._fail, sim.env, d)
             return
@@ -220,7 +221,7 @@ class Flow:
         if step.policy is not None:
             items.append(step.policy.slot(self, svc, shard, fanin))
         elif svc.free and not self.event_mode:
-            d, ok, top, top_ms = sim.free_call(svc, sim.env._now, self.rec)
+            d, ok, top, top_ms = free_call(svc, sim.env._now, self.rec)
             path = (top, top_ms, 0.0, 0.0, 0.0, 0.0)
             timer(lambda e, f=fanin, p=path: f.answer(e._value, FAILED, p), sim.env, d, ok)
         else:

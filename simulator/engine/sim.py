@@ -51,10 +51,11 @@ from .flows import (
     plan_event_segments,
     plan_segments,
 )
+from .free import no_losers, run_free
 from .histograms import LatencyHistogram, StreamingRequests
 from .policies import StepPolicy
 from .services import Svc, bump
-from .tail import NO_SERVICE, Tail, above, leaf
+from .tail import Tail, above, leaf
 
 
 class Sim:
@@ -100,7 +101,7 @@ class Sim:
         )
         for svc in self.svcs.values():
             svc.free_below = len(svc.segments) == 1 and svc.segments[0][0]
-            svc.free_below_events = svc.free_below and not stoppable and _no_losers(svc.plan)
+            svc.free_below_events = svc.free_below and not stoppable and no_losers(svc.plan)
         self.deadline_ms = scenario.request.deadline_ms
         if self.deadline_ms is None:
             self.segments = plan_segments(self.plan)
@@ -170,62 +171,6 @@ class Sim:
             out += [rstep] * step.repeat
         return tuple(out)
 
-    # ---- contention-free path: a call's whole subtree, evaluated at once -------------------
-
-    def free_call(self, svc: Svc, t: float, rec: bool, trace=None) -> tuple:
-        """``(duration ms, success, service waited on, its own ms)`` of a call to a
-        contention-free service started at ``t``: the last two are its critical path
-        (engine.tail), which in a contention-free subtree has no queueing, retry, backoff or
-        hedge time. ``trace``: see ``run_free``."""
-        d = svc.draw()
-        try:
-            svc.started_per_s[int(t * 0.001)] += 1
-        except IndexError:
-            bump(svc.started_per_s, int(t * 0.001))
-        top, top_ms = svc.index, d
-        if svc.error_rate and svc.draw_u() < svc.error_rate:
-            ok = False
-        elif svc.plan:
-            sub, ok, sub_top, sub_ms = self.run_free(svc.plan, t + d, rec, trace)
-            if sub_ms > d:  # the caller keeps a tie (engine.tail.above)
-                top, top_ms = sub_top, sub_ms
-            d += sub
-        else:
-            ok = True
-        if rec:
-            svc.latency_ms.append(d)
-            if not ok:
-                svc.errors += 1
-        return d, ok, top, top_ms
-
-    def run_free(self, steps: tuple[RStep, ...], t: float, rec: bool, trace: list | None = None):
-        """Run contention-free steps in sequence from ``t``: ``(total duration ms, success,
-        service waited on, its own ms)`` (see ``free_call``). A ``trace`` list gets
-        ``(answered at ms, service, step)`` of every call made."""
-        total = 0.0
-        top, top_ms = NO_SERVICE, -1.0
-        for step in steps:
-            start = t + total
-            if step.n == 1:
-                svc = step.targets[0][0]
-                d, ok, s_top, s_ms = self.free_call(svc, start, rec, trace)
-                if trace is not None:
-                    trace.append((start + d, svc, step))
-            else:
-                answers = [self.free_call(svc, start, rec, trace) for svc, _ in step.targets]
-                if trace is not None:
-                    trace += [
-                        (start + a[0], svc, step)
-                        for a, (svc, _) in zip(answers, step.targets, strict=True)
-                    ]
-                d, ok, s_top, s_ms = _fan_in(answers, step.k, step.n)
-            total += d
-            if s_ms > top_ms:  # the earlier step keeps a tie (engine.tail.join)
-                top, top_ms = s_top, s_ms
-            if not ok:
-                return total, False, top, top_ms
-        return total, True, top, top_ms
-
     # ---- event path: FIFO worker pools, callbacks on timeouts ------------------------------
 
     def send(self, svc, shard, rec, parent, kind=FIRST, up=None, event_mode=False, step=None,
@@ -290,7 +235,7 @@ class Sim:
             call.answer_at = now + d
             timer(self._succeeded, self.env, d, call)
         elif svc.free_below and not call.event_mode:
-            below = call.below = self.run_free(svc.plan, now + d, call.rec)  # all free
+            below = call.below = run_free(svc.plan, now + d, call.rec)  # all free
             sub = below[0]
             call.answer_at = now + d + sub
             timer(self._succeeded if below[1] else self._failed, self.env, d + sub, call)
@@ -310,7 +255,7 @@ class Sim:
         leaf ops by the kind of attempt now, and the calls answered after the call (or an
         ancestor) was given up on as wasted when the call answers (``end``)."""
         trace: list | None = [] if call.rec else None
-        below = call.below = self.run_free(call.svc.plan, t, call.rec, trace)  # no errors
+        below = call.below = run_free(call.svc.plan, t, call.rec, trace)  # no errors
         sub = below[0]
         if trace:
             for _at, svc, _step in trace:
@@ -519,41 +464,6 @@ class Sim:
         now = self.env._now
         self.edges.append([s.areas(now) for s in self.contended])
         self.queue_time_edges.append([list(s.queue_time) for s in self.contended])
-
-
-def _fan_in(answers: list[tuple], k: int, n: int) -> tuple:
-    """The answer ``(ms, ok, ...)`` that decides a fan-in of ``n`` answers needing ``k``: the
-    k-th success, or the failure that leaves fewer than ``k`` possible."""
-    if k == n:  # all required: the slowest, or the first failure
-        worst = first_fail = None
-        for answer in answers:
-            if answer[1]:
-                if worst is None or answer[0] > worst[0]:
-                    worst = answer
-            elif first_fail is None or answer[0] < first_fail[0]:
-                first_fail = answer
-        return worst if first_fail is None else first_fail
-    need, spare = k, n - k
-    for answer in sorted(answers, key=lambda a: (a[0], a[1])):
-        if answer[1]:
-            need -= 1
-            if need == 0:
-                return answer
-        else:
-            spare -= 1
-            if spare < 0:
-                return answer
-    raise AssertionError("fan-in undecided")  # unreachable: n answers decide k of n
-
-
-def _no_losers(steps: tuple[RStep, ...]) -> bool:
-    """Whether contention-free ``steps`` and everything below them wait for every answer and
-    never fail: no call is ever given up on inside them."""
-    return all(
-        step.k == step.n and not svc.error_rate and _no_losers(svc.plan)
-        for step in steps
-        for svc, _ in step.targets
-    )
 
 
 def _rng(seed: int, *key: int) -> np.random.Generator:
