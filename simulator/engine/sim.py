@@ -117,6 +117,7 @@ class Sim:
         self.req_ms = array("d")
         self.req_outcome = array("b")
         self.outstanding = 0
+        self.last_release_ms = 0.0  # when a worker was last freed (ms)
         self.snapshots: list[tuple[float, list[tuple[float, float]]]] = []
         self.edges: list[list[tuple[float, float]]] = []  # areas at the window's start and end
         self.queue_time_edges: list[list[list[float]]] = []  # Svc.queue_time at the same times
@@ -283,6 +284,7 @@ class Sim:
         """Free the call's worker (an adaptive limit learns from the call); queued calls take
         the free places."""
         svc, inst, now = call.svc, call.inst, self.env._now
+        self.last_release_ms = now  # the run's last work ends with its last release
         if svc.queued or svc.adaptive:  # the queue or the limit may change: integrate first
             svc.account(now)
         if call.state == RUNNING:  # it held a worker: the next admitted call takes it

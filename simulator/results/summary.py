@@ -43,8 +43,11 @@ def summarize(sim: Sim, seed: int) -> tuple[dict[str, Any], np.ndarray, dict[str
     else:
         ends = np.frombuffer(sim.req_t0, dtype=float) + np.frombuffer(sim.req_ms, dtype=float)
         last_answer_ms = float(ends.max()) if len(ends) else 0.0
-    run_end_ms = max(sim.end_ms, sim.env.now, last_answer_ms)
-    n = int(math.ceil(run_end_ms / 1000.0)) or 1
+    n = int(math.ceil(max(sim.end_ms, sim.env.now, last_answer_ms) / 1000.0)) or 1
+    # the last work: an answer, or a worker freed by a call abandoned after its request
+    # ended; with worker pools the clock itself runs on to the queue sampler's next second
+    last_work_ms = sim.last_release_ms if sim.contended else sim.env.now
+    run_end_ms = max(sim.end_ms, last_answer_ms, last_work_ms)
     req = _streamed_requests(sim, n) if sim.streaming else _exact_requests(sim, n)
     counts = req.counts
     arrived = int(sum(counts))
