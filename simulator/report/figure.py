@@ -64,11 +64,24 @@ LEGEND_CHARS = 24
 def time_figure(nrows: int = 1) -> tuple[Figure, list[Axes]]:
     """A figure for an over-time chart: panels stacked on one shared time axis, laid out with
     ``TIME_MARGINS_IN`` (no layout engine), so all such charts line up on the page."""
+    return fixed_figure(nrows, **TIME_MARGINS_IN)
+
+
+def fixed_figure(
+    nrows: int = 1,
+    left: float = TIME_MARGINS_IN["left"],
+    right: float = TIME_MARGINS_IN["right"],
+    top: float = TIME_MARGINS_IN["top"],
+    bottom: float = TIME_MARGINS_IN["bottom"],
+) -> tuple[Figure, list[Axes]]:
+    """A figure with fixed margins (inches) instead of a layout engine, for charts whose
+    labels have a known reach: measuring every label to place the axes (constrained layout)
+    costs more than drawing the chart. Panels stack on a shared x axis."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=FIGSIZE_IN, dpi=DPI)
     width, height = FIGSIZE_IN
-    m = TIME_MARGINS_IN
+    m = {"left": left, "right": right, "top": top, "bottom": bottom}
     fig.subplots_adjust(
         left=m["left"] / width,
         right=1.0 - m["right"] / width,
