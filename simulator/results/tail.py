@@ -84,7 +84,7 @@ def _attribute(entries: list, names: list[str]) -> dict[str, Any]:
 
 
 def headline(attribution: dict[str, Any], level: str = "p99") -> str | None:
-    """One line for a planner: "The slowest 1% (602 requests, 121.6 ms or more): 62% waited
+    """One line for a planner: "The slowest 1% (602 requests, 122 ms or more): 62% waited
     on inventory, 33% on recommendations; their time was 99% service, 1% queueing." None when
     there is no attribution at that level."""
     figures = attribution.get(level) if attribution else None
