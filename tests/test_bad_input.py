@@ -49,6 +49,18 @@ CASES = [
         ["services.api.wrokers", "unknown key", "workers"],
     ),
     ("wrong-type", edit("workers: 4", "workers: many"), 12, ["services.api.workers", "many"]),
+    (
+        "slow-period-longer-than-its-cycle",
+        edit("workers: 4", "workers: 4\n    slow_periods: {every_s: 1, length_s: 2, factor: 3}"),
+        13,
+        ["services.api.slow_periods", "length_s must be at most every_s"],
+    ),
+    (
+        "pause-as-long-as-its-cycle",
+        edit("workers: 4", "workers: 4\n    pauses: {every_s: 1, length_ms: 1000}"),
+        13,
+        ["services.api.pauses", "length_ms must be shorter than every_s"],
+    ),
     ("zero-rate", edit("rps: 100", "rps: 0"), 4, ["workload.rps", "greater than 0"]),
     ("negative-rate", edit("rps: 100", "rps: -5"), 4, ["workload.rps", "-5"]),
     ("unknown-service", edit("- call: db", "- call: dbb"), 14, ["unknown service 'dbb'", "db"]),

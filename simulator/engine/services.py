@@ -13,6 +13,7 @@ import numpy as np
 if TYPE_CHECKING:
     from .flows import Call, RStep
     from .histograms import LatencyHistogram
+    from .slowness import Slowness
 
 _BATCH = 8192
 
@@ -58,9 +59,10 @@ class Instance:
     or an adaptive ``limit``); the rest wait in ``queue``. With both a limit and ``workers``,
     admitted calls wait in ``inner`` for one of the ``workers``."""
 
-    __slots__ = ("busy", "queue", "cap", "limit", "workers", "serving", "inner")
+    __slots__ = ("busy", "queue", "cap", "limit", "workers", "serving", "inner", "index")
 
-    def __init__(self, cap: float, limit=None, workers: float = float("inf")) -> None:
+    def __init__(self, cap: float, limit=None, workers: float = float("inf"), index: int = 0):
+        self.index = index  # its place among its service's instances
         self.busy = 0  # admitted
         self.queue: deque[Call] = deque()
         self.cap = cap
@@ -89,11 +91,13 @@ class Svc:
 
             limit = float(spec.concurrency.initial)
             self.instances = [
-                Instance(limit, Limit(spec.concurrency), workers) for _ in range(spec.instances)
+                Instance(limit, Limit(spec.concurrency), workers, i) for i in range(spec.instances)
             ]
         else:
             limit = 0.0
-            self.instances = [Instance(workers) for _ in range(spec.instances)]
+            self.instances = [Instance(workers, None, float("inf"), i)
+                              for i in range(spec.instances)]  # fmt: skip
+        self.slowness: Slowness | None = None  # slow periods and pauses (Sim sets them)
         self.only = self.instances[0] if len(self.instances) == 1 else None  # no balancing
         self.limited = spec.workers is not None or spec.concurrency is not None
         self.adaptive = spec.concurrency is not None

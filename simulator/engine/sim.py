@@ -55,6 +55,7 @@ from .free import no_losers, run_free
 from .histograms import LatencyHistogram, StreamingRequests
 from .policies import StepPolicy
 from .services import Svc, bump
+from .slowness import Slowness
 from .tail import Tail, above, leaf
 
 
@@ -82,6 +83,9 @@ class Sim:
         self.tail = Tail(int(np.count_nonzero(in_window)))  # the slowest requests' paths
         for index, svc in enumerate(self.svcs.values()):
             svc.index = index  # how paths (engine.tail) name it
+            if svc.spec.slow_periods is not None or svc.spec.pauses is not None:
+                rng = _rng(seed, 3, zlib.crc32(svc.name.encode()))  # its own stream
+                svc.slowness = Slowness(svc.spec, self.end_ms, rng)
         for svc in self.svcs.values():
             svc.free = self._is_free(svc.name)
         self.steps: dict[str, StepStats] = {}
@@ -144,6 +148,8 @@ class Sim:
         return (
             spec.workers is None
             and spec.concurrency is None
+            and spec.slow_periods is None  # an instance's state links its calls
+            and spec.pauses is None
             and all(
                 not step.has_policies and self._is_free(c)
                 for step in spec.steps
@@ -229,6 +235,8 @@ class Sim:
         if call.rec and call.event_mode and svc.leaf:
             svc.ops_by_kind[call.kind] += 1
         d = call.own_ms = svc.draw()
+        if svc.slowness is not None:  # slowed or paused as its instance is now
+            d = call.own_ms = svc.slowness.own_time(call.inst.index, now, d)
         if svc.error_rate and svc.draw_u() < svc.error_rate:
             call.answer_at = now + d  # (its path, when asked for: Call.critical_path)
             timer(self._failed, self.env, d, call)

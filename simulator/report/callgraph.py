@@ -93,6 +93,19 @@ def _step_label(scenario: Scenario, step: Step, callee: str, number: int | None 
     return ", ".join(parts) or "×1"
 
 
+def _slowness_text(spec: Any) -> str:
+    """The service's correlated slowness in a few words ("" when it has none)."""
+    parts = []
+    if spec.slow_periods is not None:
+        sp = spec.slow_periods
+        parts.append(f"slow ×{fmt_num(sp.factor)} for {fmt_num(sp.length_s)} s of "
+                     f"{fmt_num(sp.every_s)} s (p {fmt_num(sp.instances)})")  # fmt: skip
+    if spec.pauses is not None:
+        pa = spec.pauses
+        parts.append(f"pauses {fmt_num(pa.length_ms)} ms every {fmt_num(pa.every_s)} s")
+    return ", ".join(parts)
+
+
 def _describe_latency(latency: Any) -> str:
     """'lognormal p50 2.00 ms, p99 10.0 ms' (the configured law's exact quantiles), or its mean
     where the quantiles have no closed form here (a mixture, an empirical file)."""
@@ -167,6 +180,9 @@ def call_graph(scenario: Scenario, summary: dict) -> tuple[list[Node], list[Edge
             pool = "unlimited workers"
         if not is_missing(util):
             pool += f" · {100 * util:.0f}% busy"
+        slowness = _slowness_text(spec)
+        if slowness:
+            pool += f" · {slowness}"
         calls = dig(summary, f"services.{name}.calls_per_sec")
         nominal = None if not offered else offered * per_request.get(name, 0.0)
         rate = f"{fmt_num(calls)} calls/s" if not is_missing(calls) else ""
@@ -387,6 +403,9 @@ def _service_label(scenario: Scenario, summary: dict[str, Any], name: str) -> st
     rows.append(_e(pool))
     if spec.error_rate:
         rows.append(_e(f"error rate {fmt_pct(spec.error_rate)}"))
+    slowness = _slowness_text(spec)
+    if slowness:
+        rows.append(_e(slowness))
     measured = []
     util = dig(summary, f"services.{name}.utilization")
     if not is_missing(util):

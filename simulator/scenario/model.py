@@ -272,6 +272,39 @@ class Concurrency(_Model):
         return self
 
 
+class SlowPeriods(_Model):
+    """Correlated slowness: every ``every_s`` each instance, on its own random phase, is slow
+    for ``length_s`` with probability ``instances`` (the share of instances degraded at a
+    time); a call a slow instance starts serving takes ``factor`` times its own latency (a GC
+    storm, a noisy neighbour, a slow disk)."""
+
+    every_s: PosFloat
+    length_s: PosFloat
+    factor: Annotated[float, Field(ge=1, le=1e6)]
+    instances: Annotated[float, Field(gt=0, le=1)] = 1.0
+
+    @model_validator(mode="after")
+    def _fits(self) -> SlowPeriods:
+        if self.length_s > self.every_s:
+            raise ValueError("length_s must be at most every_s (one slow period at a time)")
+        return self
+
+
+class Pauses(_Model):
+    """Stop-the-world pauses: every ``every_s`` each instance, on its own random phase, stops
+    for ``length_ms``; a call in service waits the pause out, one arriving during it starts
+    when it ends."""
+
+    every_s: PosFloat
+    length_ms: PosFloat
+
+    @model_validator(mode="after")
+    def _fits(self) -> Pauses:
+        if self.length_ms >= self.every_s * 1000.0:
+            raise ValueError("length_ms must be shorter than every_s (the instance must run)")
+        return self
+
+
 class Service(_Model):
     latency: Latency
     workers: PosInt | None = None
@@ -281,6 +314,8 @@ class Service(_Model):
     error_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
     steps: list[Step] = Field(default_factory=list)
     concurrency: Concurrency | None = None  # an adaptive limit instead of fixed workers
+    slow_periods: SlowPeriods | None = None  # correlated slowness per instance
+    pauses: Pauses | None = None  # stop-the-world pauses per instance
 
     @field_validator("latency")
     @classmethod
