@@ -83,6 +83,7 @@ def test_slowness_is_seeded_and_independent_across_instances():
 def test_p2c_steers_around_a_slow_instance_that_round_robin_keeps_feeding():
     """With correlated slowness, a balancer that counts outstanding calls cuts the tail: p2c's
     p99 is well under round robin's on the same instances and seed."""
+
     def p99(balancer: str) -> float:
         services = {"db": {"latency": {"dist": "exponential", "mean_ms": 5}, "workers": 4,
                            "instances": 10, "balancer": balancer,
