@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from conftest import check, make_scenario
 
+from simulator import analytic
 from simulator.engine.sim import Sim
 from simulator.engine.slowness import Slowness
 from simulator.scenario.model import Service
@@ -33,13 +34,13 @@ def test_pauses_delay_the_calls_they_overlap_by_the_exact_share_and_mean():
                        "pauses": {"every_s": T / 1000, "length_ms": L}}}  # fmt: skip
     lat = _latencies(services, rps=200, duration_s=300)
     n = len(lat)
-    share = (L + d) / T
+    want = analytic.pause_effect(T / 1000, L, d)
+    assert want.delayed_share == pytest.approx(0.055) and want.mean_added_ms == pytest.approx(1.5)
+    share, mean_added = want.delayed_share, want.mean_added_ms
     check("pauses: share of calls delayed", float(np.mean(lat > d + 1e-9)), share,
           4 * math.sqrt(share * (1 - share) / n))  # fmt: skip
-    mean_added = (L * L / 2 + d * L) / T
-    second_moment = (L**3 / 3 + d * L * L) / T
     check("pauses: mean added delay (ms)", float(lat.mean() - d), mean_added,
-          4 * math.sqrt((second_moment - mean_added**2) / n))  # fmt: skip
+          4 * math.sqrt((want.added_second_moment_ms2 - mean_added**2) / n))  # fmt: skip
 
 
 def test_slow_periods_slow_the_share_of_calls_they_cover():
@@ -52,7 +53,8 @@ def test_slow_periods_slow_the_share_of_calls_they_cover():
                                         "instances": 0.5}}}  # fmt: skip
     lat = _latencies(services, rps=500, duration_s=600)
     assert set(np.round(lat, 6)) == {1.0, 10.0}
-    check("slow periods: share of calls slowed", float(np.mean(lat > 1.5)), 0.10,
+    share = analytic.slow_share(10, 2, 0.5)
+    check("slow periods: share of calls slowed", float(np.mean(lat > 1.5)), share,
           4 * 0.2 * math.sqrt(0.25 / 1200) + 4 * math.sqrt(0.1 * 0.9 / len(lat)))  # fmt: skip
 
 

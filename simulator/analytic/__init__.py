@@ -8,10 +8,12 @@ its value. scipy is imported lazily inside the functions that need it.
 Every formula is importable from here (``from simulator import analytic; analytic.mmc(...)``);
 the modules group them by topic:
 
-* ``order_stats``: the slowest (or ``k``-th) of ``n`` parallel calls;
+* ``order_stats``: the slowest (or ``k``-th) of ``n`` parallel calls, and which of them was the
+  slowest in the tail;
 * ``policies``: timeouts over a fan-out, retry amplification, hedging;
 * ``queues``: Erlang B/C, M/M/1, M/M/c, M/M/c/K blocking;
-* ``request``: a scenario's nominal load and contention-free latency distribution.
+* ``request``: a scenario's nominal load and contention-free latency distribution;
+* ``slowness``: what stop-the-world pauses and slow periods do to an instance's calls.
 
 The reports and the tests use these formulas; the engine never does.
 """
@@ -49,10 +51,12 @@ from .queues import (
     mmck_blocking_probability,
 )
 from .request import LatencyPrediction, amplification, contention_free_latency
+from .slowness import PauseEffect, pause_effect, slow_share
 
 __all__ = [
     "HedgedLatency",
     "LatencyPrediction",
+    "PauseEffect",
     "Ppf",
     "QueueMetrics",
     "TimeoutRetry",
@@ -75,7 +79,9 @@ __all__ = [
     "mmc_max_rate",
     "mmc_min_servers",
     "mmck_blocking_probability",
+    "pause_effect",
     "retry_attempts_per_call",
     "retry_failure_probability",
+    "slow_share",
     "timeout_failure_probability",
 ]
