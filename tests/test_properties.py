@@ -82,6 +82,15 @@ def test_every_run_keeps_the_invariants(doc):
         assert sum(split.values()) * req["arrived"] == pytest.approx(ops, abs=1e-6)
         if scenario.warmup_s == 0:  # every op of the run belongs to a window request
             assert int(result.timeseries["ops"].sum()) == round(ops)
+    for level, q in (("p99", 0.99), ("p99.9", 0.999)):  # tail attribution adds up
+        tail = s["tail_attribution"][level]
+        assert tail["requests"] == min(math.ceil(round((1 - q) * req["arrived"], 9)),
+                                       req["arrived"])  # fmt: skip
+        if tail["waited_on"]["none"] is not None:
+            assert sum(tail["waited_on"].values()) == pytest.approx(1.0)
+            shares = tail["time_share"].values()
+            assert all(v >= -1e-12 for v in shares) and sum(shares) == pytest.approx(1.0)
+            assert tail["threshold_ms"] <= s["latency_ms"]["max"] + 1e-9
     assert simulate(scenario, workers=1).summary == s
     assert time.monotonic() - start < SECONDS_PER_EXAMPLE
 
