@@ -95,3 +95,29 @@ def test_p99_requests_wait_on_each_branch_as_order_statistics_say(workers):
           tail["waited_on"]["a"], float(want[0]), tolerance)  # fmt: skip
     assert tail["waited_on"]["a"] + tail["waited_on"]["b"] == pytest.approx(1.0)
     assert tail["time_share"]["service"] == pytest.approx(1.0)
+
+
+def test_max_parallel_calls_carry_the_wait_for_the_calls_before_them(tmp_path):
+    """Two calls one at a time (max_parallel 1) on one 10 ms worker, for requests at 0 and
+    1 ms: the second request's first call queues 9 ms, its second (sent at 20) 10 ms more.
+    Its path holds both waits: 19 ms of queueing in 39."""
+    step = {"call": "a", "fanout": 2, "max_parallel": 1}
+    latency, path, _names = _slowest_path(tmp_path, [0.0, 0.001], {"a": const(10, workers=1)},
+                                          [step])  # fmt: skip
+    assert latency == pytest.approx(39.0)
+    assert path[2] == pytest.approx(19.0)
+
+
+def test_a_deadline_counts_the_step_it_cut_short(tmp_path):
+    """a (5 ms), then b (500 ms), deadline 100 ms: the request waited on b for 95 ms."""
+    trace = tmp_path / "arrivals.csv"
+    trace.write_text("0.0\n")
+    scenario = make_scenario(
+        {"a": const(5), "b": const(500)}, [{"call": "a"}, {"call": "b", "optional": True}],
+        rps=None, arrivals="trace", workload={"trace": str(trace)}, duration_s=1,
+    ).with_overrides({"request.deadline_ms": 100})  # fmt: skip
+    sim = Sim(scenario, 1)
+    sim.run()
+    latency, _order, path = max(sim.tail.entries)
+    assert latency == pytest.approx(100.0)
+    assert list(sim.svcs)[path[0]] == "b" and path[1] == pytest.approx(95.0)

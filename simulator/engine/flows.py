@@ -95,6 +95,17 @@ class Call:
                 self.path = (below[2], below[3], queue_ms, 0.0, 0.0, 0.0)
         return self.path
 
+    def path_so_far(self, now: float) -> tuple | None:
+        """Its critical path if it answered ``now`` (a deadline stops waiting for it): queued
+        until now, or queued then running (its downstream included); None once answered."""
+        if self.state >= DONE:
+            return None
+        if self.state == RUNNING:
+            queue_ms = self.served - self.t0
+        else:  # waiting for a worker (QUEUED, or ADMITTED under an adaptive limit)
+            queue_ms = now - self.t0
+        return (self.svc.index, now - self.t0, queue_ms, 0.0, 0.0, 0.0)
+
     def given_up(self, before_ms: float = INF) -> bool:
         """Whether this call or one of its ancestors was abandoned by its caller (before
         ``before_ms``)."""
@@ -110,16 +121,20 @@ class FanIn:
     """Counts a step's answers; tells its flow once ``require`` is met or cannot be. With
     ``max_parallel``, ``backlog`` holds the calls not yet sent: each answer sends the next."""
 
-    __slots__ = ("need", "spare", "flow", "backlog")
+    __slots__ = ("need", "spare", "flow", "backlog", "chain")
 
     def __init__(self, need: int, spare: int, flow: Flow, backlog=None):
         self.need, self.spare, self.flow, self.backlog = need, spare, flow, backlog
+        # the critical path of the answer that sends the next backlog call: what that call
+        # waited for before it was sent (engine.tail)
+        self.chain: tuple | None = None
 
     def answer(self, ok: bool, cause: int, _who=None) -> None:
         if self.flow is None:
             return  # decided already; late answers only count in their service's stats
         if self.backlog:
             svc, shard = self.backlog.popleft()
+            self.chain = path_of(_who)
             self.flow.launch(svc, shard, self)
             if self.flow is None:
                 return  # the launched call was rejected at once and decided the step
@@ -212,7 +227,17 @@ class Flow:
     def _past_deadline(self, event) -> None:
         """The request's deadline: stop waiting for this step (if it is still the current one)."""
         if not self.cancelled and self.i == event._value:
-            self.step_done(False, FAILED)
+            self.step_done(False, FAILED, self.pending_path())
+
+    def pending_path(self) -> tuple | None:
+        """The critical path of the current step so far, when a deadline stops waiting for
+        it: its first call (or policy slot) still unanswered, as if it answered now."""
+        now = self.sim.env._now
+        for item in self.items:
+            path = item.path_so_far(now)
+            if path is not None:
+                return path
+        return None
 
     def launch(self, svc: Svc, shard: int, fanin) -> None:
         """Send one of the current step's calls."""
@@ -252,7 +277,7 @@ class Flow:
             self.decided = (ok, cause, who)  # act once every call of the step has been sent
             return
         if who is not None:
-            self.path = join(self.path, who if who.__class__ is tuple else who.critical_path())
+            self.path = join(self.path, path_of(who))
         step, items = self.step, self.items
         self.items = []
         if len(items) > 1 or (items and not ok):
@@ -317,6 +342,9 @@ class Request:
         flow = self.flow
         ok = flow.only_optional_left()
         flow.partial = True
+        pending = flow.pending_path()  # the step cut short counts, as far as it got
+        if pending is not None:
+            flow.path = join(flow.path, pending)
         step = flow.step
         flow.cancel(cancel_calls=step is not None and step.spec.cancel_losers)
         self.done(ok, FAILED)
@@ -342,6 +370,14 @@ class OneCallRequests:
         sim.record(call.t0, latency_ms, outcome)
         if call.rec and latency_ms > sim.tail.floor:
             sim.tail.offer(latency_ms, call.critical_path())
+
+
+def path_of(who) -> tuple | None:
+    """The critical path an answer brings: a contention-free answer's is the tuple itself, a
+    call's or policy slot's its ``critical_path()``."""
+    if who is None or who.__class__ is tuple:
+        return who
+    return who.critical_path()
 
 
 def plan_event_segments(plan: tuple[RStep, ...]) -> tuple:

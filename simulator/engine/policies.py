@@ -43,6 +43,7 @@ import numpy as np
 
 from .clock import timer
 from .flows import DONE, FAILED, FIRST, HEDGE, INF, OK, REJECTED, RETRY
+from .tail import join
 
 if TYPE_CHECKING:
     from ..scenario.model import Step
@@ -217,7 +218,7 @@ class Slot:
 
     __slots__ = ("policy", "flow", "svc", "shard", "fanin", "live", "retries", "hedges", "done",
                  "breaker", "sending", "first", "retrying", "t_start", "backoff_ms_total",
-                 "hedge_calls", "path")  # fmt: skip
+                 "hedge_calls", "path", "before")  # fmt: skip
 
     def __init__(self, policy: StepPolicy, flow: Flow, svc: Svc, shard: int, fanin):
         self.policy, self.flow, self.svc, self.shard, self.fanin = policy, flow, svc, shard, fanin
@@ -235,6 +236,8 @@ class Slot:
         self.backoff_ms_total = 0.0
         self.hedge_calls: list[Call] | None = None
         self.path: tuple | None = None
+        # with max_parallel: the path of the answer that let it be sent (FanIn.chain)
+        self.before: tuple | None = getattr(fanin, "chain", None)
 
     def attempt(self, kind: int) -> None:
         """Send one attempt and arm its timers."""
@@ -358,27 +361,50 @@ class Slot:
         self.fanin.answer(ok, cause, self)
 
     def critical_path(self) -> tuple:
-        """Its critical path (engine.tail), once it answered."""
+        """Its critical path (engine.tail), once it answered: what it waited for before it
+        was sent (max_parallel), then its own."""
         assert self.path is not None
-        return self.path
+        return self.path if self.before is None else join(self.before, self.path)
+
+    def path_so_far(self, now: float) -> tuple | None:
+        """Its critical path if it answered ``now`` (a deadline stops waiting for it): its
+        oldest live attempt's so far, after the wait before it; None once answered."""
+        if self.done:
+            return None
+        live = self.live[0].path_so_far(now) if self.live else None
+        if live is None:  # between attempts: all of it failed attempts and backoff
+            path = self._wait(self.svc.index, now, False)
+        else:
+            first = self.live[0]
+            path = self._after_wait(live, first.t0, first in (self.hedge_calls or ()))
+        return path if self.before is None else join(self.before, path)
 
     def _path(self, winner: Call | None) -> tuple:
         """The call's critical path (engine.tail): the winning attempt's, after the time spent
         before it was sent: backoff, then failed attempts (or, for a hedge, the hedge delay).
         Without a winner, every attempt failed: all but the backoff was failed attempts."""
+        now = self.policy.sim.env._now
         if winner is None:
-            spent = self.policy.sim.env._now - self.t_start
-            backoff = min(self.backoff_ms_total, spent)
-            return (self.svc.index, spent - backoff, 0.0, spent - backoff, backoff, 0.0)
-        before = winner.t0 - self.t_start
-        p = winner.critical_path()
-        if before <= 0.0:
+            return self._wait(self.svc.index, now, False)
+        is_hedge = self.hedge_calls is not None and winner in self.hedge_calls
+        return self._after_wait(winner.critical_path(), winner.t0, is_hedge)
+
+    def _wait(self, index: int, until: float, is_hedge: bool) -> tuple:
+        """The path of the time from the call's start to ``until``, spent waiting: backoff,
+        and the rest in failed attempts (for a hedge, the wait for it to be sent)."""
+        spent = until - self.t_start
+        backoff = min(self.backoff_ms_total, spent)
+        rest = spent - backoff
+        if is_hedge:
+            return (index, rest, 0.0, 0.0, backoff, rest)
+        return (index, rest, 0.0, rest, backoff, 0.0)
+
+    def _after_wait(self, p: tuple, sent_at: float, is_hedge: bool) -> tuple:
+        """Path ``p`` of an attempt sent at ``sent_at``, after the wait before it."""
+        if sent_at <= self.t_start:
             return p
-        backoff = min(self.backoff_ms_total, before)
-        rest = before - backoff
-        if self.hedge_calls is not None and winner in self.hedge_calls:
-            return (p[0], p[1], p[2], p[3], p[4] + backoff, p[5] + rest)
-        return (p[0], p[1], p[2], p[3] + rest, p[4] + backoff, p[5])
+        w = self._wait(p[0], sent_at, is_hedge)
+        return (p[0], p[1], p[2], p[3] + w[3], p[4] + w[4], p[5] + w[5])
 
     def drop(self, cancel: bool) -> None:
         """The step no longer needs this call: stop retrying and hedging; cancel or abandon

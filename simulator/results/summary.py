@@ -228,7 +228,8 @@ def _service_summary(sim: Sim, svc, duration_s: float) -> dict[str, Any]:
         cap_ms = sim.edges[1][i][2] - sim.edges[0][i][2]
         # time-averaged busy / time-averaged workers (limit); the areas are sums of floats,
         # so a saturated pool can round to a hair above 1
-        utilization = min(busy_ms / cap_ms, 1.0) if cap_ms > 0 else None
+        # float sums of busy areas: clamped to [0, 1] (rounding can leave -1e-17 or 1 + 1e-16)
+        utilization = min(max(busy_ms / cap_ms, 0.0), 1.0) if cap_ms > 0 else None
         limit_ms = sim.edges[1][i][3] - sim.edges[0][i][3]
         limit = limit_ms / (window_ms * len(svc.instances))
         queue_mean = queue_ms / window_ms
@@ -324,7 +325,7 @@ def _timeseries(sim: Sim, n: int, per_second: dict[str, np.ndarray]) -> dict[str
         m = min(n, len(snaps) - 1)
         if m > 0:
             with np.errstate(all="ignore"):  # a second with no capacity: NaN
-                util[:m] = np.minimum(np.diff(busy)[:m] / np.diff(cap)[:m], 1.0)
+                util[:m] = np.clip(np.diff(busy)[:m] / np.diff(cap)[:m], 0.0, 1.0)
             queue[:m] = np.diff(queued)[:m] / 1000.0
             limit[:m] = np.diff(limits)[:m] / 1000.0
         table[f"queue_{svc.name}"] = queue
