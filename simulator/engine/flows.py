@@ -330,7 +330,7 @@ class Request:
         outcome = (PARTIAL if self.flow.partial else OK) if ok else cause
         latency_ms = sim.env._now - self.t0
         sim.record(self.t0, latency_ms, outcome)
-        if self.flow.rec and latency_ms > sim.tail.floor:
+        if self.flow.rec and latency_ms >= sim.tail.floor:
             sim.tail.offer(latency_ms, self.flow.path)
         self.flow = None  # no request <-> flow cycle left for the garbage collector
 
@@ -368,7 +368,7 @@ class OneCallRequests:
         outcome = OK if ok else PARTIAL if self.optional else cause
         latency_ms = sim.env._now - call.t0
         sim.record(call.t0, latency_ms, outcome)
-        if call.rec and latency_ms > sim.tail.floor:
+        if call.rec and latency_ms >= sim.tail.floor:
             sim.tail.offer(latency_ms, call.critical_path())
 
 

@@ -406,8 +406,8 @@ class Sim:
         rec = (t0 >= self.warmup_ms) & (t0 < self.end_ms)
         d, ok, top = batch.run_steps(self.plan, t0, rec)
         tail = self.tail
-        for i in np.flatnonzero(rec & (d > tail.floor)):  # the floor rises as they come
-            if d[i] > tail.floor:
+        for i in np.flatnonzero(rec & (d >= tail.floor)):  # the floor rises as they come
+            if d[i] >= tail.floor:
                 tail.offer(float(d[i]), leaf(int(top[i]), float(d[i]), 0.0))
         batch.extend(self.req_t0, t0, "f8")
         batch.extend(self.req_ms, d, "f8")

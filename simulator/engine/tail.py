@@ -11,8 +11,8 @@ plus its own latency, its downstream calls excluded.
 
 A path is a tuple ``(service index, that service's own ms, queue ms, retry ms, backoff ms,
 hedge ms)``; ``None`` is the empty path. Only the slowest ~1% of the window's requests are
-reported, so only they are kept (:class:`Tail`): a request slower than the kept ones' fastest
-offers its path, any other is passed over with one comparison.
+reported, so only they are kept (:class:`Tail`): a request at least as slow as the kept ones'
+fastest offers its path, any other is passed over with one comparison.
 """
 
 from __future__ import annotations
@@ -51,8 +51,13 @@ def above(index: int, queue_ms: float, own_ms: float, down: tuple | None) -> tup
 
 class Tail:
     """The paths of the slowest window requests: a heap of at most ``size`` entries
-    ``(latency_ms, order, path)``, fastest first. ``floor`` is the latency a request must
-    exceed to be kept (``-inf`` until the heap is full)."""
+    ``(latency_ms, key, path)``, fastest first. ``floor`` is the latency a request must reach
+    to be considered (``-inf`` until the heap is full).
+
+    Latencies are rounded to the nanosecond, so that requests of one latency in exact
+    arithmetic (a deadline, a timeout) tie exactly instead of by float noise that grows with
+    the time of day; among tied requests the key, a scrambled arrival order, keeps a sample
+    spread over the whole run rather than its first or last."""
 
     __slots__ = ("entries", "size", "floor", "order")
 
@@ -61,17 +66,19 @@ class Tail:
         self.size = math.ceil(window_requests * TAIL_SHARE * 1.1) + 20
         self.entries: list[tuple[float, int, tuple | None]] = []
         self.floor = -math.inf
-        self.order = 0  # ties keep their arrival order, and paths are never compared
+        self.order = 0
 
     def offer(self, latency_ms: float, path: tuple | None) -> None:
         """Keep this request's path if it is among the slowest so far (callers check
-        ``latency_ms > floor`` first, to build no path for the rest)."""
+        ``latency_ms >= floor`` first, to build no path for the rest)."""
         self.order += 1
-        entry = (latency_ms, self.order, path)
-        if len(self.entries) < self.size:
-            heappush(self.entries, entry)
-            if len(self.entries) == self.size:
-                self.floor = self.entries[0][0]
-        else:
-            heapreplace(self.entries, entry)
-            self.floor = self.entries[0][0]
+        key = (self.order * 0x9E3779B1) & 0xFFFFFFFF  # a bijection: keys never repeat
+        entry = (round(latency_ms, 6), key, path)
+        entries = self.entries
+        if len(entries) < self.size:
+            heappush(entries, entry)
+            if len(entries) == self.size:
+                self.floor = entries[0][0]
+        elif entry[:2] > entries[0][:2]:
+            heapreplace(entries, entry)
+            self.floor = entries[0][0]
