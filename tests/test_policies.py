@@ -201,6 +201,15 @@ def test_max_parallel_limits_calls_in_flight(tmp_path):
     assert res.summary["services"]["shard"]["calls"] == 4
 
 
+def test_max_parallel_sends_nothing_once_the_step_is_decided(tmp_path):
+    """Four calls one at a time, one answer needed: the first answer decides the step, and
+    no further call is sent (found by an independent review: one more used to go out)."""
+    res = run_trace(tmp_path, [0.0], {"shard": const(10)},
+                    [{"call": "shard", "fanout": 4, "require": 1, "max_parallel": 1}])  # fmt: skip
+    assert res.latencies_ms.tolist() == pytest.approx([10.0])
+    assert res.summary["services"]["shard"]["calls"] == 1
+
+
 def test_no_call_waits_past_the_request_deadline(tmp_path):
     """A service's own downstream step stops waiting at the request's deadline: the service
     answers then (and frees its worker) instead of waiting for its slow callee."""

@@ -132,22 +132,22 @@ class FanIn:
     def answer(self, ok: bool, cause: int, _who=None) -> None:
         if self.flow is None:
             return  # decided already; late answers only count in their service's stats
-        if self.backlog:
-            svc, shard = self.backlog.popleft()
-            self.chain = path_of(_who)
-            self.flow.launch(svc, shard, self)
-            if self.flow is None:
-                return  # the launched call was rejected at once and decided the step
         if ok:
             self.need -= 1
             if self.need == 0:
                 flow, self.flow = self.flow, None
                 flow.step_done(True, OK, _who)
+                return
         else:
             self.spare -= 1
             if self.spare < 0:
                 flow, self.flow = self.flow, None
                 flow.step_done(False, cause, _who)
+                return
+        if self.backlog:  # still undecided: the next call goes (one decided sends none)
+            svc, shard = self.backlog.popleft()
+            self.chain = path_of(_who)
+            self.flow.launch(svc, shard, self)
 
 
 class Flow:
