@@ -407,12 +407,13 @@ def test_latency_over_time_is_bucketed_coarser_when_seconds_hold_few_requests():
     rng = np.random.default_rng(7)
     end_ms = np.sort(rng.uniform(0, 60_000, 30 * 60))
     lat = rng.exponential(10.0, len(end_ms))
-    coarse = coarse_latency(end_ms, lat, 60)
+    coarse = coarse_latency(end_ms, lat, np.bincount((end_ms // 1000).astype(int), minlength=60))
     assert coarse is not None and coarse["bucket_s"] == 5 and len(coarse["t_s"]) == 12
     in_third = (end_ms >= 10_000) & (end_ms < 15_000)
     assert coarse["p99_ms"][2] == pytest.approx(np.quantile(lat[in_third], 0.99))
     busy = np.sort(rng.uniform(0, 60_000, 500 * 60))
-    assert coarse_latency(busy, rng.exponential(10.0, len(busy)), 60) is None
+    per_second = np.bincount((busy // 1000).astype(int), minlength=60)
+    assert coarse_latency(busy, rng.exponential(10.0, len(busy)), per_second) is None
     low = make_scenario({"db": {"latency": {"dist": "exponential", "mean_ms": 5}}},
                         [{"call": "db"}], rps=20, duration_s=30)  # fmt: skip
     assert run_scenario(low).summary["latency_over_time"]["bucket_s"] == 5

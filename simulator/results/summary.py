@@ -127,13 +127,7 @@ def _exact_requests(sim: Sim, n: int) -> _Requests:
     window = (t0 >= sim.warmup_ms) & (t0 < sim.end_ms)
     answered = (outcome == OK) | (outcome == PARTIAL)
     end_s = np.minimum(((t0 + lat) // 1000).astype(np.int64), n - 1)
-    p50, p99 = np.full(n, np.nan), np.full(n, np.nan)
-    order = np.argsort(end_s, kind="stable")
-    cuts = np.searchsorted(end_s[order], np.arange(n + 1))
-    for sec in range(n):
-        chunk = lat[order[cuts[sec] : cuts[sec + 1]]]
-        if len(chunk):
-            p50[sec], p99[sec] = np.quantile(chunk, [0.5, 0.99])
+    p50, p99 = _binned_p50_p99(end_s, lat, n)
     per_second = {
         "arrivals": np.bincount((t0 // 1000).astype(np.int64), minlength=n)[:n],
         "completions": np.bincount(end_s, minlength=n),
@@ -143,7 +137,7 @@ def _exact_requests(sim: Sim, n: int) -> _Requests:
         "goodput": np.bincount(end_s[answered], minlength=n),  # ok + partial, an extension
     }
     counts = np.bincount(outcome[window], minlength=len(OUTCOMES)).tolist()
-    coarse = coarse_latency(t0 + lat, lat, n)
+    coarse = coarse_latency(t0 + lat, lat, per_second["completions"])
     if coarse is not None:
         per_second["coarse"] = coarse
     return _Requests(
@@ -156,26 +150,34 @@ BUCKETS_S = (2, 5, 10, 15, 30, 60)  # coarser latency buckets, tried in this ord
 MIN_PER_BUCKET = 100  # completions a bucket needs for its p99 to be more than its maximum
 
 
-def coarse_latency(end_ms: np.ndarray, lat: np.ndarray, n: int) -> dict[str, Any] | None:
-    """p50 and p99 of the requests completing in buckets of several seconds, when a typical
-    second holds fewer than ``MIN_PER_BUCKET`` of them (its p99 is then little more than its
-    slowest request): ``{"bucket_s", "t_s", "p50_ms", "p99_ms"}``, or None when seconds do."""
-    per_second = np.bincount((end_ms // 1000).astype(np.int64), minlength=n)[:n]
-    busy = per_second[per_second > 0]
-    if not len(busy) or np.median(busy) >= MIN_PER_BUCKET:
-        return None
-    rate = float(np.median(busy))
-    bucket_s = next((b for b in BUCKETS_S if rate * b >= MIN_PER_BUCKET), BUCKETS_S[-1])
-    index = (end_ms // (1000.0 * bucket_s)).astype(np.int64)
-    m = int(math.ceil(n / bucket_s))
-    index = np.minimum(index, m - 1)
+def _binned_p50_p99(index: np.ndarray, lat: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """p50 and p99 of the latencies in each of ``m`` bins (``index``: each one's bin); NaN for
+    an empty bin."""
+    p50, p99 = np.full(m, np.nan), np.full(m, np.nan)
     order = np.argsort(index, kind="stable")
     cuts = np.searchsorted(index[order], np.arange(m + 1))
-    p50, p99 = np.full(m, np.nan), np.full(m, np.nan)
     for b in range(m):
         chunk = lat[order[cuts[b] : cuts[b + 1]]]
         if len(chunk):
             p50[b], p99[b] = np.quantile(chunk, [0.5, 0.99])
+    return p50, p99
+
+
+def coarse_latency(
+    end_ms: np.ndarray, lat: np.ndarray, completions: np.ndarray
+) -> dict[str, Any] | None:
+    """p50 and p99 of the requests completing in buckets of several seconds, when a typical
+    second (``completions``: requests ending in each) holds fewer than ``MIN_PER_BUCKET`` (its
+    p99 is then little more than its slowest request): ``{"bucket_s", "t_s", "p50_ms",
+    "p99_ms"}``, or None when seconds do."""
+    busy = completions[completions > 0]
+    if not len(busy) or np.median(busy) >= MIN_PER_BUCKET:
+        return None
+    rate = float(np.median(busy))
+    bucket_s = next((b for b in BUCKETS_S if rate * b >= MIN_PER_BUCKET), BUCKETS_S[-1])
+    m = int(math.ceil(len(completions) / bucket_s))
+    index = np.minimum((end_ms // (1000.0 * bucket_s)).astype(np.int64), m - 1)
+    p50, p99 = _binned_p50_p99(index, lat, m)
     return {"bucket_s": bucket_s, "t_s": np.arange(m, dtype=float) * bucket_s,
             "p50_ms": p50, "p99_ms": p99}  # fmt: skip
 
