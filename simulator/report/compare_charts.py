@@ -150,10 +150,7 @@ def _chart_over_time(runs: Sequence[RunData]) -> Chart:
                      and np.array_equal(seen_good, good, equal_nan=True)), None)  # fmt: skip
         seen.append((run.label, p99, good))
         label = run.label if twin is None else f"{run.label} (identical to {twin})"
-        edges = bin_edges(t)
-        end = run.number("run_end_s")  # the drain's partial last second: drawn as a sliver
-        if end is not None and edges[-2] < end < edges[-1]:
-            edges[-1] = end
+        edges = bin_edges(t, run.number("run_end_s"))  # a partial last second: a sliver
         warmup, duration = run.number("warmup_s") or 0.0, run.number("duration_s")
         if duration is not None:  # not in the drain: only the slowest are still completing
             p99 = np.where(t >= warmup + duration, np.nan, p99)

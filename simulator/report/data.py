@@ -79,14 +79,10 @@ class ReportData:
 
     @property
     def time_edges(self) -> np.ndarray:
-        """Edges of the time series' rows (s): row i covers [t_s[i], t_s[i+1]), the last one
-        only up to the run's end (``run_end_s``), so a drain's partial last second is drawn
-        as the sliver it is, not as a whole second of collapse."""
-        edges = bin_edges(self.timeseries["t_s"])
+        """Edges of the time series' rows (s), the last one only up to the run's end
+        (``figure.bin_edges``)."""
         end = self.summary.get("run_end_s")
-        if isinstance(end, (int, float)) and edges[-2] < end < edges[-1]:
-            edges[-1] = float(end)
-        return edges
+        return bin_edges(self.timeseries["t_s"], end if isinstance(end, (int, float)) else None)
 
     @property
     def n_seconds(self) -> int:

@@ -47,11 +47,16 @@ def new_figure(nrows: int = 1) -> tuple[Figure, list[Axes]]:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=FIGSIZE_IN, dpi=DPI, layout="constrained")
+    return fig, _stacked_axes(fig, nrows)
+
+
+def _stacked_axes(fig: Figure, nrows: int) -> list[Axes]:
+    """``nrows`` panels on a shared x axis, with the light major grid every chart uses."""
     axes = fig.subplots(nrows, 1, sharex=True, squeeze=False)[:, 0]
     for ax in axes:
         ax.grid(True, which="major", alpha=0.35)
         ax.set_axisbelow(True)
-    return fig, list(axes)
+    return list(axes)
 
 
 # The over-time charts share one time axis: fixed margins (inches) put every panel's plot area
@@ -89,11 +94,7 @@ def fixed_figure(
         bottom=m["bottom"] / height,
         hspace=0.18,
     )
-    axes = fig.subplots(nrows, 1, sharex=True, squeeze=False)[:, 0]
-    for ax in axes:
-        ax.grid(True, which="major", alpha=0.35)
-        ax.set_axisbelow(True)
-    return fig, list(axes)
+    return fig, _stacked_axes(fig, nrows)
 
 
 def legend_label(text: str) -> str:
@@ -165,10 +166,15 @@ def maybe_log_y(ax: Axes, values: np.ndarray) -> None:
         ax.set_ylim(bottom=0)
 
 
-def bin_edges(t_s: np.ndarray) -> np.ndarray:
-    """Edges of the timeseries rows: row i covers [t_s[i], t_s[i+1]), the last one second."""
+def bin_edges(t_s: np.ndarray, end_s: float | None = None) -> np.ndarray:
+    """Edges of the timeseries rows: row i covers [t_s[i], t_s[i+1]), the last one second, or
+    only up to ``end_s`` (the run's end, ``run_end_s``) when that falls inside it, so a
+    drain's partial last second is drawn as the sliver it is, not as a second of collapse."""
     width = float(np.median(np.diff(t_s))) if len(t_s) > 1 else 1.0
-    return np.append(t_s, t_s[-1] + width)
+    edges = np.append(t_s, t_s[-1] + width)
+    if end_s is not None and edges[-2] < end_s < edges[-1]:
+        edges[-1] = float(end_s)
+    return edges
 
 
 def plot_steps(
