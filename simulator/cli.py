@@ -115,12 +115,21 @@ def run(
         int | None, typer.Option(help="Processes for replications [CPU count].")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No table, no progress.")] = False,
+    traces: Annotated[
+        Path | None,
+        typer.Option(help="Also write sampled requests as OTLP JSON spans to this file."),
+    ] = None,
+    trace_sample: Annotated[
+        int, typer.Option(help="Requests to export with --traces (chosen uniformly).")
+    ] = 1000,
 ) -> None:
     """Simulate FILE; print a summary table; write summary.json, timeseries.csv, report.html."""
 
     try:
         sets = parse_sets(set_ or [])
         scenario = _load(file, sets, duration=duration, replications=replications, seed=seed)
+        if trace_sample < 1:
+            raise ScenarioError.single("--trace-sample", f"must be >= 1, got {trace_sample}")
     except ScenarioError as e:
         _fail(e)
     out_dir = out or default_run_dir(scenario.name, sets)
@@ -131,8 +140,16 @@ def run(
             command += [flag, str(value)]
     for item in set_ or []:
         command += ["--set", item]
+    if traces is not None:
+        command += ["--traces", str(traces), "--trace-sample", str(trace_sample)]
     _simulate_and_write(
-        scenario, out_dir, workers, quiet, announce=out is None and bool(sets), command=command
+        scenario,
+        out_dir,
+        workers,
+        quiet,
+        announce=out is None and bool(sets),
+        command=command,
+        traces=(traces, trace_sample) if traces is not None else None,
     )
 
 
@@ -159,10 +176,12 @@ def _simulate_and_write(
     quiet: bool,
     announce: bool = False,
     command: list[str] | None = None,
+    traces: tuple[Path, int] | None = None,
 ) -> None:
     """Reserve ``out_dir`` (writable, not being written by another run), simulate, write the
     run into a staging directory and swap it in whole; print the summary. ``command`` (the
-    command line, as words) is recorded in the summary."""
+    command line, as words) is recorded in the summary; ``traces``: (file, requests) to
+    export as OTLP JSON spans."""
     import shlex
 
     from rich.console import Console
@@ -178,8 +197,11 @@ def _simulate_and_write(
         with staged_dir(out_dir) as stage:
             if announce and not quiet:
                 err.print(f"--set without --out: writing {out_dir}/ (the baseline's is untouched)")
+            sample = traces[1] if traces is not None else 0
             if not live:
-                result = simulate(scenario, workers=workers, command=command_line)
+                result = simulate(
+                    scenario, workers=workers, command=command_line, trace_sample=sample
+                )
             else:
                 from rich.progress import (
                     BarColumn,
@@ -204,6 +226,7 @@ def _simulate_and_write(
                         workers=workers,
                         progress=lambda f: bar.update(task, completed=f),
                         command=command_line,
+                        trace_sample=sample,
                     )
             if live:
                 with err.status(f"writing {out_dir}"):
@@ -215,12 +238,32 @@ def _simulate_and_write(
         _fail(e)
     except OSError as e:
         _fail(ScenarioError.single(str(out_dir), f"cannot write the run's files: {e.strerror}"))
+    if traces is not None:
+        _write_traces(result, traces[0], quiet)
     if not quiet:
         print_summary(result.summary, Console())
         print_warnings(result.warnings, Console())
         names = ", ".join(sorted(p.name for p in written if p.suffix != ".png"))
         pngs = sum(p.suffix == ".png" for p in written)
         Console().print(f"wrote {out_dir}/: {names} and {pngs} PNG charts")
+
+
+def _write_traces(result, path: Path, quiet: bool) -> None:
+    """Write the run's sampled spans to ``path`` as OTLP JSON (atomically)."""
+    from rich.console import Console
+
+    from . import __version__
+    from .results.files import write_atomic
+    from .results.traces import otlp_json
+
+    try:
+        write_atomic(path, otlp_json(result.spans, __version__))
+    except OSError as e:
+        _fail(ScenarioError.single(str(path), f"cannot write the traces: {e.strerror}"))
+    if not quiet:
+        requests = sum(1 for row in result.spans if row["service"] is None)
+        calls = len(result.spans) - requests
+        Console().print(f"wrote {path}: {requests} requests, {calls} call spans (OTLP JSON)")
 
 
 def print_warnings(warnings: list[dict], console) -> None:

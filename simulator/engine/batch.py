@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import spans
 from .tail import NO_SERVICE
 
 if TYPE_CHECKING:
@@ -27,16 +28,17 @@ if TYPE_CHECKING:
 
 
 def run_steps(
-    steps: tuple[RStep, ...], t_ms: np.ndarray, rec: np.ndarray
+    steps: tuple[RStep, ...], t_ms: np.ndarray, rec: np.ndarray, flags: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``steps`` in sequence for calls starting at ``t_ms``: each one's duration (ms), success
     and the service it waited on (engine.tail: index of the critical path's service with the
-    largest own time)."""
-    top, _top_ms, total, ok = _steps(steps, t_ms, rec)
+    largest own time). ``flags``: each row's ``spans.Traced`` (a sampled request) or None,
+    when spans are recorded."""
+    top, _top_ms, total, ok = _steps(steps, t_ms, rec, flags)
     return total, ok, top
 
 
-def _steps(steps, t_ms, rec):
+def _steps(steps, t_ms, rec, flags=None):
     """``run_steps`` plus the own time (ms) of the service waited on."""
     n = len(t_ms)
     total = np.zeros(n)
@@ -48,10 +50,11 @@ def _steps(steps, t_ms, rec):
         if not len(live):
             break
         start, r = t_ms[live] + total[live], rec[live]
+        f = None if flags is None else flags[live]
         if step.n == 1:
-            d, good, s_top, s_ms = call(step.targets[0][0], start, r)
+            d, good, s_top, s_ms = call(step.targets[0][0], start, r, f, step)
         else:
-            answers = [call(svc, start, r) for svc, _ in step.targets]
+            answers = [call(svc, start, r, f, step) for svc, _ in step.targets]
             d, good, s_top, s_ms = fan_in(answers, step.k)
         total[live] += d
         later = s_ms > top_ms[live]  # the earlier step keeps a tie (engine.tail.join)
@@ -62,12 +65,13 @@ def _steps(steps, t_ms, rec):
     return top, top_ms, total, ok
 
 
-def call(svc: Svc, t_ms: np.ndarray, rec: np.ndarray):
+def call(svc: Svc, t_ms: np.ndarray, rec: np.ndarray, flags=None, step=None):
     """Calls to contention-free ``svc`` starting at ``t_ms``: durations (ms), success, and the
     service each waited on with its own time (ms); their starts counted per second, window
-    calls' latencies and errors recorded."""
+    calls' latencies and errors recorded (and sampled requests' spans, with ``flags``)."""
     n = len(t_ms)
     d = svc.draw.take(n)
+    below = None if flags is None else spans.open_block(svc, step, t_ms, flags)
     count_per_second(svc.started_per_s, t_ms)
     top = np.full(n, svc.index, dtype=np.int64)
     top_ms = d.copy()  # its own latency
@@ -77,7 +81,8 @@ def call(svc: Svc, t_ms: np.ndarray, rec: np.ndarray):
         ok = np.ones(n, dtype=bool)
     if svc.plan:
         go = np.flatnonzero(ok)
-        sub_top, sub_ms, sub, sub_ok = _steps(svc.plan, t_ms[go] + d[go], rec[go])
+        f = None if below is None else below[go]
+        sub_top, sub_ms, sub, sub_ok = _steps(svc.plan, t_ms[go] + d[go], rec[go], f)
         deeper = sub_ms > top_ms[go]  # the caller keeps a tie (engine.tail.above)
         top[go] = np.where(deeper, sub_top, svc.index)
         top_ms[go] = np.maximum(top_ms[go], sub_ms)
@@ -87,6 +92,8 @@ def call(svc: Svc, t_ms: np.ndarray, rec: np.ndarray):
         svc.latency_ms.frombytes(d[rec].astype(np.float32).tobytes())
         if svc.error_rate or svc.plan:
             svc.errors += int(np.count_nonzero(rec & ~ok))
+    if below is not None:
+        spans.close_block(below, t_ms, d, ok)
     return d, ok, top, top_ms
 
 

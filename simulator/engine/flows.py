@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..scenario.model import Step
 from .clock import timer
 from .free import free_call, run_free
+from .spans import request_done, traced_free_call, traced_run_free
 from .tail import join
 
 if TYPE_CHECKING:
@@ -185,7 +186,11 @@ class Flow:
         free, steps = segments[self.i]
         self.i += 1
         if free:  # contention-free steps in a row: one timeout for all of them
-            d, ok, top, top_ms = run_free(steps, sim.env._now, self.rec)
+            rec = self.rec
+            if rec and rec is not True:  # a sampled request's (engine.spans)
+                d, ok, top, top_ms = traced_run_free(steps, sim.env._now, rec)
+            else:
+                d, ok, top, top_ms = run_free(steps, sim.env._now, rec)
             self.path = join(self.path, (top, top_ms, 0.0, 0.0, 0.0, 0.0))
             timer(self.advance if ok else self._fail, sim.env, d)
             return
@@ -246,7 +251,11 @@ class Flow:
         if step.policy is not None:
             items.append(step.policy.slot(self, svc, shard, fanin))
         elif svc.free and not self.event_mode:
-            d, ok, top, top_ms = free_call(svc, sim.env._now, self.rec)
+            rec = self.rec
+            if rec and rec is not True:  # a sampled request's (engine.spans)
+                d, ok, top, top_ms = traced_free_call(svc, sim.env._now, rec, step)
+            else:
+                d, ok, top, top_ms = free_call(svc, sim.env._now, rec)
             path = (top, top_ms, 0.0, 0.0, 0.0, 0.0)
             timer(lambda e, f=fanin, p=path: f.answer(e._value, FAILED, p), sim.env, d, ok)
         else:
@@ -330,8 +339,11 @@ class Request:
         outcome = (PARTIAL if self.flow.partial else OK) if ok else cause
         latency_ms = sim.env._now - self.t0
         sim.record(self.t0, latency_ms, outcome)
-        if self.flow.rec and latency_ms >= sim.tail.floor:
+        rec = self.flow.rec
+        if rec and latency_ms >= sim.tail.floor:
             sim.tail.offer(latency_ms, self.flow.path)
+        if rec and rec is not True:  # a sampled request (engine.spans)
+            request_done(rec, sim.env._now, OUTCOMES[outcome])
         self.flow = None  # no request <-> flow cycle left for the garbage collector
 
     def deadline(self, _event) -> None:
@@ -368,8 +380,11 @@ class OneCallRequests:
         outcome = OK if ok else PARTIAL if self.optional else cause
         latency_ms = sim.env._now - call.t0
         sim.record(call.t0, latency_ms, outcome)
-        if call.rec and latency_ms >= sim.tail.floor:
+        rec = call.rec
+        if rec and latency_ms >= sim.tail.floor:
             sim.tail.offer(latency_ms, call.critical_path())
+        if rec and rec is not True:  # a sampled request (engine.spans)
+            request_done(rec, sim.env._now, OUTCOMES[outcome])
 
 
 def path_of(who) -> tuple | None:

@@ -265,6 +265,8 @@ class Slot:
             self.svc, self.shard, flow.rec, self, inherited, flow.up, True, step, flow.deadline
         )
         call.probe, self.sending = verdict == PROBE, 0
+        if flow.rec and flow.rec is not True:  # a sampled request's (engine.spans)
+            sim.spans.note(call, attempt=kind)
         if kind == HEDGE:
             self.hedge_calls = (self.hedge_calls or []) + [call]
         if call.state >= DONE:
@@ -326,6 +328,8 @@ class Slot:
         if call.rec:
             call.svc.timeouts += 1
             self.policy.stats.timeouts += 1
+            if call.rec is not True:  # a sampled request's (engine.spans)
+                self.policy.sim.spans.note(call, timed_out=True)
         self.policy.sim.drop(call, self.policy.spec.cancel_losers)
         if not self.live and not self.retrying:
             self._retry_or_fail(FAILED)

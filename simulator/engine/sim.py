@@ -56,13 +56,16 @@ from .histograms import LatencyHistogram, StreamingRequests
 from .policies import StepPolicy
 from .services import Svc, bump
 from .slowness import Slowness
+from .spans import SpanRecorder, call_ended, request_done, traced_run_free
 from .tail import Tail, above, leaf
 
 
 class Sim:
     """One replication: build with a scenario and seed, then :meth:`run`."""
 
-    def __init__(self, scenario: Scenario, seed: int):
+    def __init__(self, scenario: Scenario, seed: int, trace_sample: int = 0):
+        """``trace_sample``: record the spans of that many window requests, chosen uniformly
+        (engine.spans; ``self.spans``)."""
         self.scenario = scenario
         self.env = simpy.Environment()
         self.warmup_ms = scenario.warmup_s * 1000.0
@@ -81,6 +84,10 @@ class Sim:
         self.arrivals_ms = np.frombuffer(self.arrival_times, dtype=float)
         in_window = (self.arrivals_ms >= self.warmup_ms) & (self.arrivals_ms < self.end_ms)
         self.tail = Tail(int(np.count_nonzero(in_window)))  # the slowest requests' paths
+        self.spans: SpanRecorder | None = None
+        if trace_sample > 0:  # its own stream: sampling changes no other draw
+            window = np.flatnonzero(in_window)
+            self.spans = SpanRecorder(window, trace_sample, _rng(seed, 4))
         for index, svc in enumerate(self.svcs.values()):
             svc.index = index  # how paths (engine.tail) name it
             if svc.spec.slow_periods is not None or svc.spec.pauses is not None:
@@ -200,6 +207,8 @@ class Sim:
                 svc.rejected += 1
                 if step is not None:
                     step.stats.rejected += 1
+                if rec is not True:  # a sampled request's (engine.spans)
+                    call_ended(self.spans, call, "rejected", now)
             parent.answer(False, REJECTED, call)
         return call
 
@@ -244,7 +253,11 @@ class Sim:
             call.answer_at = now + d
             timer(self._succeeded, self.env, d, call)
         elif svc.free_below and not call.event_mode:
-            below = call.below = run_free(svc.plan, now + d, call.rec)  # all free
+            rec = call.rec
+            if rec and rec is not True:  # a sampled request's (engine.spans)
+                below = call.below = traced_run_free(svc.plan, now + d, rec.below(call))
+            else:
+                below = call.below = run_free(svc.plan, now + d, rec)  # all free
             sub = below[0]
             call.answer_at = now + d + sub
             timer(self._succeeded if below[1] else self._failed, self.env, d + sub, call)
@@ -252,7 +265,10 @@ class Sim:
             self.serve_free_subtree(call, now + d)
         else:
             segments = svc.event_segments if call.event_mode else svc.segments
-            flow = Flow(self, segments, call.rec, None, call, call.kind, call.event_mode,
+            rec = call.rec
+            if rec and rec is not True:  # a sampled request's: its calls' parent is this call
+                rec = rec.below(call)
+            flow = Flow(self, segments, rec, None, call, call.kind, call.event_mode,
                         call.deadline)  # fmt: skip
             call.flow = flow
             timer(flow.advance, self.env, d)
@@ -263,8 +279,12 @@ class Sim:
         the event path does. What the event path would count per subtree call is counted here:
         leaf ops by the kind of attempt now, and the calls answered after the call (or an
         ancestor) was given up on as wasted when the call answers (``end``)."""
-        trace: list | None = [] if call.rec else None
-        below = call.below = run_free(call.svc.plan, t, call.rec, trace)  # no errors
+        rec = call.rec
+        trace: list | None = [] if rec else None
+        if rec and rec is not True:  # a sampled request's (engine.spans)
+            below = call.below = traced_run_free(call.svc.plan, t, rec.below(call), trace)
+        else:
+            below = call.below = run_free(call.svc.plan, t, rec, trace)  # no errors
         sub = below[0]
         if trace:
             for _at, svc, _step in trace:
@@ -338,6 +358,8 @@ class Sim:
                     call.step.stats.wasted += 1
             if call.trace:
                 self._count_wasted(call)
+            if call.rec is not True:  # a sampled request's (engine.spans)
+                call_ended(self.spans, call, "ok" if ok else "error", self.env._now)
         call.parent.answer(ok, cause, call)
 
     def cancel(self, call: Call) -> None:
@@ -363,6 +385,8 @@ class Sim:
                 call.svc.unstarted += 1
             if call.step is not None:
                 call.step.stats.cancelled += 1
+            if call.rec is not True:  # a sampled request's (engine.spans)
+                call_ended(self.spans, call, "cancelled", self.env._now)
 
     def drop(self, item, cancel: bool) -> None:
         """The caller no longer waits for ``item`` (a Call or a policy slot): cancel it, or
@@ -385,6 +409,8 @@ class Sim:
             timer(self._arrive, self.env, times[i + 1] - times[i], i + 1)
         t0 = self.env._now
         rec = self.warmup_ms <= t0 < self.end_ms
+        if rec and self.spans is not None and i in self.spans.sampled:
+            rec = self.spans.request(i, t0)  # its calls record spans (engine.spans)
         self.outstanding += 1
         step = self.one_call
         if step is not None:
@@ -404,7 +430,16 @@ class Sim:
         lo, hi = np.searchsorted(times, [second * 1000.0, (second + 1) * 1000.0])
         t0 = times[lo:hi]
         rec = (t0 >= self.warmup_ms) & (t0 < self.end_ms)
-        d, ok, top = batch.run_steps(self.plan, t0, rec)
+        flags = None
+        if self.spans is not None:  # sampled requests record spans (engine.spans)
+            flags = np.full(len(t0), None, dtype=object)
+            for i in range(lo, hi):
+                if i in self.spans.sampled:
+                    flags[i - lo] = self.spans.request(i, float(t0[i - lo]))
+        d, ok, top = batch.run_steps(self.plan, t0, rec, flags)
+        if flags is not None:
+            for j in np.flatnonzero(flags != None):  # noqa: E711 (elementwise)
+                request_done(flags[j], float(t0[j] + d[j]), "ok" if ok[j] else "failed")
         tail = self.tail
         for i in np.flatnonzero(rec & (d >= tail.floor)):  # the floor rises as they come
             if d[i] >= tail.floor:
