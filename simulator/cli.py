@@ -354,6 +354,66 @@ def validate(
         raise typer.Exit(EXIT_BAD_INPUT)
 
 
+@app.command("import")
+def import_(
+    traces: Annotated[
+        list[Path], typer.Argument(metavar="TRACES...", help="Trace files (JSON or JSON Lines).")
+    ],
+    format_: Annotated[
+        str | None,
+        typer.Option("--format", help="otlp, jaeger or zipkin [detected from the file]."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Scenario file to write [NAME.yaml, NAME from the first].")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing.")] = False,
+) -> None:
+    """Build a commented scenario from OpenTelemetry (OTLP JSON), Jaeger or Zipkin v2 traces."""
+    from .results.files import write_atomic
+    from .scenario.loader import load_scenario
+    from .traces import TraceError, import_traces
+    from .traces.read import FORMATS
+
+    if format_ is not None and format_ not in FORMATS:
+        _fail(
+            ScenarioError.single(
+                "--format", f"must be one of {', '.join(FORMATS)}, got {format_!r}"
+            )
+        )
+    out = out or Path(f"{traces[0].stem}.yaml")
+    try:
+        result = import_traces(traces, format_, out)
+    except TraceError as e:  # its message is the one line: FILE: what is wrong
+        typer.echo(str(e), err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    try:
+        for name, samples in result.written.files.items():
+            text = "".join(f"{v:.6g}\n" for v in samples)
+            write_atomic(out.parent / name, text)
+        write_atomic(out, result.written.text)
+    except OSError as e:
+        _fail(ScenarioError.single(str(out), f"cannot write the scenario: {e.strerror}"))
+    try:
+        load_scenario(out)  # what was written must run
+    except ScenarioError as e:
+        _fail(
+            ScenarioError.single(
+                str(out), f"the imported scenario is not valid (a fansim bug): {e}"
+            )
+        )
+    if not quiet:
+        skipped = ", ".join(f"{n:,} {why}" for why, n in result.skipped.most_common())
+        typer.echo(
+            f"read {result.requests:,} traces ({', '.join(sorted(set(result.formats)))})"
+            + (f"; skipped {sum(result.skipped.values()):,} bad ones: {skipped}" if skipped else "")
+        )
+        for note in result.written.notes:
+            typer.echo(f"check: {note}")
+        files = len(result.written.files)
+        extra = f" and {files} latency file{'s' * (files != 1)}" if files else ""
+        typer.echo(f"wrote {out}{extra}; next: fansim run {out}")
+
+
 @app.command()
 def compare(
     run_dirs: Annotated[
