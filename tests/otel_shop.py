@@ -67,7 +67,13 @@ class Shop:
         self.tracers = {}
         for name in ("frontend", "catalog", "pricing", "recommendations"):
             provider = TracerProvider(
-                resource=Resource.create({"service.name": name, "service.version": "1.4.2"}),
+                resource=Resource.create(
+                    {
+                        "service.name": name,
+                        "service.version": "1.4.2",
+                        "service.instance.id": f"{name}-0",
+                    }  # fixed: the SDK would draw one
+                ),  # fmt: skip
                 id_generator=ids,
             )
             provider.add_span_processor(SimpleSpanProcessor(self.exporter))

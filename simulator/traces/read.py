@@ -34,7 +34,8 @@ class TraceError(ValueError):
 
 @dataclass
 class Span:
-    """One span, whatever format it came in (times in ms since the Unix epoch)."""
+    """One span, whatever format it came in (times in ms since the earliest span read: as
+    floats, times since 1970 would keep only a quarter-microsecond)."""
 
     trace_id: str
     span_id: str
@@ -51,7 +52,7 @@ class Span:
 
 def read_traces(paths: list[Path], fmt: str | None = None) -> tuple[list[Span], list[str]]:
     """Every span in ``paths`` and the format each file was read as (detected unless ``fmt``)."""
-    spans: list[Span] = []
+    spans: list[Span] = []  # times in ns since the Unix epoch, until the end
     formats = []
     for path in paths:
         docs = _load_json(path)
@@ -63,6 +64,10 @@ def read_traces(paths: list[Path], fmt: str | None = None) -> tuple[list[Span], 
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise TraceError(f"{path}: not valid {kind} JSON ({_why(e)})") from None
         formats.append(kind)
+    if spans:
+        base = min(s.start_ms for s in spans)
+        for s in spans:
+            s.start_ms, s.end_ms = (s.start_ms - base) / 1e6, (s.end_ms - base) / 1e6
     return spans, formats
 
 
@@ -166,8 +171,8 @@ def _otlp(doc: dict[str, Any]) -> list[Span]:
                         service=service,
                         name=str(s.get("name", "")),
                         kind=_otlp_kind(s.get("kind", 0)),
-                        start_ms=int(s["startTimeUnixNano"]) / 1e6,
-                        end_ms=int(s["endTimeUnixNano"]) / 1e6,
+                        start_ms=int(s["startTimeUnixNano"]),  # ns until read_traces ends
+                        end_ms=int(s["endTimeUnixNano"]),
                         error=error,
                         attrs=attrs,
                         remote_service=_remote(attrs),
@@ -196,7 +201,7 @@ def _jaeger(doc: dict[str, Any]) -> list[Span]:
                     parent = _hex_id(ref["spanID"])
                     break
             process = processes.get(s.get("processID"), s.get("process") or {})
-            start = float(s["startTime"]) / 1000.0
+            start = int(s["startTime"]) * 1000  # us -> ns (ms once read_traces ends)
             error = tags.get("error") in (True, "true") or tags.get("otel.status_code") == "ERROR"
             out.append(
                 Span(
@@ -207,7 +212,7 @@ def _jaeger(doc: dict[str, Any]) -> list[Span]:
                     name=str(s.get("operationName", "")),
                     kind=str(tags.get("span.kind", "")).lower(),
                     start_ms=start,
-                    end_ms=start + float(s.get("duration", 0)) / 1000.0,
+                    end_ms=start + int(s.get("duration", 0)) * 1000,
                     error=error,
                     attrs=tags,
                     remote_service=_remote(tags),
@@ -221,7 +226,7 @@ def _zipkin(doc: list[Any]) -> list[Span]:
     out = []
     for s in flat:
         tags = dict(s.get("tags") or {})
-        start = float(s["timestamp"]) / 1000.0
+        start = int(s["timestamp"]) * 1000  # us -> ns (ms once read_traces ends)
         kind = str(s.get("kind", "")).lower()
         span_id, parent = _hex_id(s["id"]), _hex_id(s.get("parentId"))
         if s.get("shared") and kind == "server":  # B3 shared span: the client's id
@@ -236,7 +241,7 @@ def _zipkin(doc: list[Any]) -> list[Span]:
                 name=str(s.get("name", "")),
                 kind=kind,
                 start_ms=start,
-                end_ms=start + float(s.get("duration", 0)) / 1000.0,
+                end_ms=start + int(s.get("duration", 0)) * 1000,
                 error="error" in tags,
                 attrs=tags,
                 remote_service=str(remote or ""),
