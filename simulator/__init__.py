@@ -19,6 +19,7 @@ __all__ = [
     "Scenario",
     "ScenarioError",
     "analytic",
+    "import_traces",
     "load_scenario",
     "plan",
     "simulate",
@@ -34,6 +35,7 @@ _HOME = {
     "simulate": "results.simulate",
     "sweep": "experiments.sweep",
     "plan": "experiments.plan",
+    "import_traces": "traces",
 }
 
 if TYPE_CHECKING:
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
     from .scenario.errors import ScenarioError
     from .scenario.loader import load_scenario
     from .scenario.model import Scenario
+    from .traces import import_traces
 
 
 def __getattr__(name: str):

@@ -241,6 +241,8 @@ def _simulate_and_write(
     if traces is not None:
         _write_traces(result, traces[0], quiet)
     if not quiet:
+        from .report.terminal import print_summary, print_warnings
+
         print_summary(result.summary, Console())
         print_warnings(result.warnings, Console())
         names = ", ".join(sorted(p.name for p in written if p.suffix != ".png"))
@@ -252,85 +254,14 @@ def _write_traces(result, path: Path, quiet: bool) -> None:
     """Write the run's sampled spans to ``path`` as OTLP JSON (atomically)."""
     from rich.console import Console
 
-    from . import __version__
-    from .results.files import write_atomic
-    from .results.traces import otlp_json
+    from .results.traces import write_traces
 
     try:
-        write_atomic(path, otlp_json(result.spans, __version__))
+        requests, calls = write_traces(path, result.spans)
     except OSError as e:
         _fail(ScenarioError.single(str(path), f"cannot write the traces: {e.strerror}"))
     if not quiet:
-        requests = sum(1 for row in result.spans if row["service"] is None)
-        calls = len(result.spans) - requests
         Console().print(f"wrote {path}: {requests} requests, {calls} call spans (OTLP JSON)")
-
-
-def print_warnings(warnings: list[dict], console) -> None:
-    """The run's warnings, one paragraph each, after the summary table."""
-    for w in warnings:
-        console.print(f"[bold yellow]warning[/] ({w['kind']}): {w['message']}", highlight=False)
-
-
-def print_summary(summary: dict, console) -> None:
-    """The headline figures and the per-service table, as on stdout after ``fansim run``."""
-    from rich.table import Table
-
-    req, lat, amp = summary["requests"], summary["latency_ms"], summary["amplification"]
-    ci = summary.get("ci95", {})
-
-    def ms(key: str) -> str:
-        v = lat.get(key)
-        if v is None:
-            return "—"
-        half = ci.get("latency_ms", {}).get(key)
-        return f"{v:,.2f}" + (f" ± {half:.2f}" if half is not None else "")
-
-    head = Table(title=f"{summary['scenario']} (seed {summary['seed']})", show_header=False)
-    head.add_row(
-        "requests",
-        f"{req['arrived']:,.0f} arrived: {req['ok']:,.0f} ok, "
-        f"{req['partial']:,.0f} partial, {req['failed']:,.0f} failed, "
-        f"{req['rejected']:,.0f} rejected",
-    )
-    head.add_row(
-        "throughput",
-        f"{summary['throughput_rps']:,.1f} rps (offered {summary.get('offered_rps', 0):,.1f})",
-    )
-    names = {"p999": "p99.9"}
-    rows = (("latency ms", ("mean", "p50", "p90")), ("tail ms", ("p99", "p999", "max")))
-    for label, keys in rows:  # two rows, so that the table fits 80 columns
-        head.add_row(label, "  ".join(f"{names.get(k, k)} {ms(k)}" for k in keys))
-    cpr, opr = amp["calls_per_request"], amp["ops_per_request"]
-    head.add_row(
-        "per request",
-        f"{cpr or 0:,.2f} calls, {opr or 0:,.2f} ops "
-        f"(topology: {amp['nominal_ops_per_request']:,.0f} ops)",
-    )
-    head.add_row("backend ops/s", f"{amp['ops_per_sec']:,.0f}")
-    console.print(head)
-    # rates and shares only (no window totals beside per-second rates): rejected and errors
-    # as shares of the service's calls
-    table = Table(title="services (rates, and shares of each service's calls)")
-    for col in ("service", "calls/s", "util", "rejected", "errors", "p50 ms", "p99 ms"):
-        table.add_column(col, justify="left" if col == "service" else "right")
-
-    def share(count: float, calls: float) -> str:
-        return "0" if not count else f"{count / calls:.1%}" if calls else "—"
-
-    for name, s in summary["services"].items():
-        util = "—" if s["utilization"] is None else f"{s['utilization']:.1%}"
-        p50, p99 = s["latency_ms"]["p50"], s["latency_ms"]["p99"]
-        table.add_row(
-            name,
-            f"{s['calls_per_sec']:,.0f}",
-            util,
-            share(s["rejected"], s["calls"]),
-            share(s["errors"], s["calls"]),
-            "—" if p50 is None else f"{p50:,.2f}",
-            "—" if p99 is None else f"{p99:,.2f}",
-        )
-    console.print(table)
 
 
 @app.command()
@@ -369,49 +300,17 @@ def import_(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing.")] = False,
 ) -> None:
     """Build a commented scenario from OpenTelemetry (OTLP JSON), Jaeger or Zipkin v2 traces."""
-    from .results.files import write_atomic
-    from .scenario.loader import load_scenario
     from .traces import TraceError, import_traces
-    from .traces.read import FORMATS
 
-    if format_ is not None and format_ not in FORMATS:
-        _fail(
-            ScenarioError.single(
-                "--format", f"must be one of {', '.join(FORMATS)}, got {format_!r}"
-            )
-        )
     out = out or Path(f"{traces[0].stem}.yaml")
     try:
         result = import_traces(traces, format_, out)
+        result.write()
     except TraceError as e:  # its message is the one line: FILE: what is wrong
         typer.echo(str(e), err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
-    try:
-        for name, samples in result.written.files.items():
-            text = "".join(f"{v:.6g}\n" for v in samples)
-            write_atomic(out.parent / name, text)
-        write_atomic(out, result.written.text)
-    except OSError as e:
-        _fail(ScenarioError.single(str(out), f"cannot write the scenario: {e.strerror}"))
-    try:
-        load_scenario(out)  # what was written must run
-    except ScenarioError as e:
-        _fail(
-            ScenarioError.single(
-                str(out), f"the imported scenario is not valid (a fansim bug): {e}"
-            )
-        )
     if not quiet:
-        skipped = ", ".join(f"{n:,} {why}" for why, n in result.skipped.most_common())
-        typer.echo(
-            f"read {result.requests:,} traces ({', '.join(sorted(set(result.formats)))})"
-            + (f"; skipped {sum(result.skipped.values()):,} bad ones: {skipped}" if skipped else "")
-        )
-        for note in result.written.notes:
-            typer.echo(f"check: {note}")
-        files = len(result.written.files)
-        extra = f" and {files} latency file{'s' * (files != 1)}" if files else ""
-        typer.echo(f"wrote {out}{extra}; next: fansim run {out}")
+        typer.echo("\n".join(result.report()))
 
 
 @app.command()

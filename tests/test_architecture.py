@@ -26,7 +26,8 @@ ALLOWED: dict[str, set[str]] = {
     "results": {"engine", "scenario"},
     "report": {"results", "analytic", "scenario"},
     "experiments": {"results", "scenario"},
-    "cli": {"experiments", "report", "results", "analytic", "engine", "scenario"},
+    "traces": {"results", "scenario"},
+    "cli": {"experiments", "traces", "report", "results", "analytic", "engine", "scenario"},
 }
 FACADE = "facade"
 

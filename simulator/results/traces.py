@@ -25,7 +25,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from .files import write_atomic
+from .provenance import fansim_version
 
 if TYPE_CHECKING:
     from ..engine.spans import SpanRecorder
@@ -165,3 +169,10 @@ def otlp_json(rows: list[dict[str, Any]], version: str) -> str:
         ]
     }
     return json.dumps(doc, separators=(",", ":")) + "\n"
+
+
+def write_traces(path: Path, rows: list[dict[str, Any]]) -> tuple[int, int]:
+    """Write span rows to ``path`` as OTLP JSON (atomically); return (requests, call spans)."""
+    write_atomic(path, otlp_json(rows, fansim_version()))
+    requests = sum(1 for row in rows if row["service"] is None)
+    return requests, len(rows) - requests

@@ -12,9 +12,13 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..results.files import write_atomic
+from ..results.provenance import fansim_version
+from ..scenario.errors import ScenarioError
+from ..scenario.loader import load_scenario
 from .calls import build_requests
 from .infer import arrival_rps, infer
-from .read import TraceError, read_traces
+from .read import FORMATS, TraceError, read_traces
 from .write import Written, scenario_name, write_scenario
 
 __all__ = ["ImportResult", "TraceError", "import_traces"]
@@ -22,21 +26,55 @@ __all__ = ["ImportResult", "TraceError", "import_traces"]
 
 @dataclass
 class ImportResult:
-    """A scenario built from traces: its text and empirical files (``written``), how many
-    traces were used and skipped, and the formats read."""
+    """A scenario built from traces: its text and empirical files (``written``), where it is
+    to go (``out``), how many traces were used and skipped, and the formats read."""
 
     written: Written
+    out: Path
     requests: int
     skipped: Counter  # bad traces by reason
     formats: list[str]
+
+    def write(self) -> list[Path]:
+        """Write the latency files, then the scenario, each atomically, and load it back (what
+        was written must run); return their paths. ``TraceError`` when they cannot be."""
+        paths = []
+        try:
+            for name, samples in self.written.files.items():
+                text = "".join(f"{v:.6g}\n" for v in samples)
+                paths.append(write_atomic(self.out.parent / name, text))
+            paths.append(write_atomic(self.out, self.written.text))
+        except OSError as e:
+            raise TraceError(f"{self.out}: cannot write the scenario: {e.strerror}") from None
+        try:
+            load_scenario(self.out)
+        except ScenarioError as e:
+            raise TraceError(f"{self.out}: the imported scenario is invalid (a bug): {e}") from None
+        return paths
+
+    def report(self) -> list[str]:
+        """What ``fansim import`` prints: what was read and skipped, what to check, what was
+        written and what to run next."""
+        skipped = ", ".join(f"{n:,} {why}" for why, n in self.skipped.most_common())
+        lines = [
+            f"read {self.requests:,} traces ({', '.join(sorted(set(self.formats)))})"
+            + (f"; skipped {sum(self.skipped.values()):,} bad ones: {skipped}" if skipped else "")
+        ]
+        lines += [f"check: {note}" for note in self.written.notes]
+        files = len(self.written.files)
+        extra = f" and {files} latency file{'s' * (files != 1)}" if files else ""
+        return lines + [f"wrote {self.out}{extra}; next: fansim run {self.out}"]
 
 
 def import_traces(
     paths: list[Path], fmt: str | None = None, out: Path = Path("imported.yaml")
 ) -> ImportResult:
     """Build the scenario for ``paths`` to be written as ``out`` (its name and its CSV files'
-    names come from it). Raises ``TraceError`` for unreadable files or no usable trace."""
-    from .. import __version__
+    names come from it): ``.write()`` writes them. Raises ``TraceError`` for unreadable
+    files or no usable trace."""
+    out = Path(out)
+    if fmt is not None and fmt not in FORMATS:
+        raise TraceError(f"--format: must be one of {', '.join(FORMATS)}, got {fmt!r}")
 
     spans, formats = read_traces(paths, fmt)
     requests, skipped = build_requests(spans)
@@ -55,8 +93,8 @@ def import_traces(
             requests=len(requests),
             skipped=skipped,
             file_prefix=f"{out.stem}-",
-            version=__version__,
+            version=fansim_version(),
         )
     except ValueError as e:
         raise TraceError(f"{paths[0]}: {e}") from None
-    return ImportResult(written, len(requests), skipped, formats)
+    return ImportResult(written, out, len(requests), skipped, formats)
