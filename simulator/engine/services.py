@@ -120,7 +120,10 @@ class Svc:
         self.timeouts = 0
         self.circuit_open = 0  # attempts refused by an open breaker, never sent
         self.sent = [0, 0, 0]  # attempts policy steps sent here, by their own kind
-        self.ops_by_kind = [0, 0, 0]  # leaf calls that took a worker, by kind (event path)
+        # calls that took a worker on the event path, and calls answered after their caller
+        # gave up, by the kind of attempt they belong to (first, retry, hedge; inherited)
+        self.served_by_kind = [0, 0, 0]
+        self.wasted_by_kind = [0, 0, 0]
         self.unstarted = 0  # window calls cancelled before a worker took them
         self.latency_ms = array("f")  # float32: 4 bytes a call, precision ~1e-7 relative
         # streaming percentiles: latency_ms is emptied into this every simulated second

@@ -241,8 +241,8 @@ class Sim:
             svc.started_per_s[int(now * 0.001)] += 1
         except IndexError:
             bump(svc.started_per_s, int(now * 0.001))
-        if call.rec and call.event_mode and svc.leaf:
-            svc.ops_by_kind[call.kind] += 1
+        if call.rec and call.event_mode:
+            svc.served_by_kind[call.kind] += 1
         d = call.own_ms = svc.draw()
         if svc.slowness is not None:  # slowed or paused as its instance is now
             d = call.own_ms = svc.slowness.own_time(call.inst.index, now, d)
@@ -288,8 +288,7 @@ class Sim:
         sub = below[0]
         if trace:
             for _at, svc, _step in trace:
-                if svc.leaf:
-                    svc.ops_by_kind[call.kind] += 1
+                svc.served_by_kind[call.kind] += 1
             call.trace = trace
         call.answer_at = t + sub
         timer(self._succeeded, self.env, t + sub - self.env._now, call)
@@ -300,6 +299,7 @@ class Sim:
         for at, svc, step in call.trace:
             if call.given_up(at):
                 svc.wasted += 1
+                svc.wasted_by_kind[call.kind] += 1
                 step.stats.wasted += 1
 
     def _succeeded(self, event) -> None:
@@ -354,6 +354,7 @@ class Sim:
                 svc.errors += 1
             if call.event_mode and call.given_up():
                 svc.wasted += 1
+                svc.wasted_by_kind[call.kind] += 1
                 if call.step is not None:
                     call.step.stats.wasted += 1
             if call.trace:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..results.cost import money
 from ..results.files import MIN_TAIL_SAMPLES, percentile_grid
 from ..results.format import dig, fmt_ms, fmt_num, is_missing
 from ..results.summary import MIN_PER_BUCKET
@@ -468,10 +469,53 @@ def _chart_tail_attribution(data: ReportData) -> Chart | None:
 
 # The report's charts by page section, in page order. A new chart is one function listed
 # here (the call graph, which needs the scenario, is in :mod:`.callgraph`).
+_COST_COLORS = {"capacity": "tab:gray", "nominal": "tab:blue", "retries": "tab:orange",
+                "hedges": "tab:olive", "wasted": "tab:red"}  # fmt: skip
+
+
+def _chart_cost(data: ReportData) -> Chart | None:
+    """A month's cost per priced service: capacity, then usage by why the calls were made
+    (summary.json's cost); none when nothing is priced."""
+    cost = data.summary.get("cost")
+    if not cost:
+        return None
+    filename, title = "cost.png", "What it costs"
+    services = sorted(cost["services"], key=lambda n: -cost["services"][n]["per_month"]["total"])
+    fig, (ax,) = fixed_figure(1, left=1.35)
+    y = np.arange(len(services))[::-1]
+    labelled: set[str] = set()
+    for yi, name in zip(y, services, strict=True):
+        month = cost["services"][name]["per_month"]
+        parts = {"capacity": month["capacity"], **month["usage_by_cause"]}
+        left = 0.0
+        for part, amount in parts.items():
+            if not amount:
+                continue
+            ax.barh(yi, amount, left=left, height=0.6, color=_COST_COLORS[part],
+                    label=None if part in labelled else part)  # fmt: skip
+            labelled.add(part)
+            left += amount
+        ax.text(left, yi, " " + money(month["total"], cost["currency"]), va="center", fontsize=8)
+    ax.set_yticks(y, services)
+    ax.grid(False, axis="y")
+    ax.set_xlabel(f"per month ({cost['currency']}, {fmt_num(cost['hours_per_month'])} hours)")
+    ax.set_title(f"{title} — {data.scenario_name}")
+    ax.margins(x=0.12)
+    side_legend(ax)
+    caption = (
+        "A month at the measured window's rates. Capacity is instances × their hourly price, "
+        "paid whatever the load; usage is the calls each service served × its price per "
+        "million, split by why they were made: nominal calls, retries and hedges (with the "
+        "calls below them), and wasted work (answers that came after their caller gave up)."
+    )
+    return Chart(filename, title, caption, png_bytes(fig))
+
+
 SECTIONS: dict[str, tuple[Callable[[ReportData], Chart | None], ...]] = {
     "latency": (_chart_latency_percentiles, _chart_latency_distribution),
     "tail": (_chart_tail_attribution,),
     "amplification": (_chart_amplification,),
+    "cost": (_chart_cost,),
     "time": (_chart_throughput_over_time, _chart_latency_over_time, _chart_services_over_time),
 }
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..results.cost import money
 from ..results.files import write_atomic
 from ..results.format import dig, fmt_ms, fmt_num, fmt_pct, fmt_sig, is_missing
 from ..results.tail import headline as tail_headline
@@ -267,6 +268,35 @@ def tail_lines(summary: Mapping[str, Any]) -> list[str]:
     return [line for line in lines if line]
 
 
+def cost_lines(summary: Mapping[str, Any]) -> list[str]:
+    """The cost section in words: the month's total, capacity and usage, what the policies
+    add, per million requests (results.cost); none when nothing is priced."""
+    cost = summary.get("cost")
+    if not cost:
+        return []
+    cur, month = cost["currency"], cost["per_month"]
+    lines = [
+        f"A month at this load costs {money(month['total'], cur)}: capacity "
+        f"{money(month['capacity'], cur)}, usage {money(month['usage'], cur)}."
+    ]
+    by_cause = month["usage_by_cause"]
+    if month["policies"]:
+        share = month["policies"] / month["total"] if month["total"] else 0.0
+        parts = ", ".join(
+            f"{cause} {money(by_cause[cause], cur)}"
+            for cause in ("retries", "hedges", "wasted")
+            if by_cause[cause]
+        )
+        lines.append(
+            f"Retries, hedges and wasted work add {money(month['policies'], cur)} "
+            f"({share:.1%} of the total): {parts}."
+        )
+    per_million = cost.get("per_million_requests")
+    if per_million:
+        lines.append(f"Per million user requests: {money(per_million['total'], cur)}.")
+    return lines
+
+
 def render_html(
     data: ReportData, charts: Mapping[str, Sequence[Chart]], description: str | None
 ) -> str:
@@ -281,6 +311,7 @@ def render_html(
             warnings=warnings(data),
             findings=key_findings(data),
             tail_lines=tail_lines(data.summary),
+            cost_lines=cost_lines(data.summary),
             headline=headline_groups(data),
             service_columns=["Workers"] + [heading for heading, _, _ in service_columns(data)],
             services=service_rows(data),

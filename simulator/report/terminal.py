@@ -4,6 +4,8 @@ service's calls, never window totals beside per-second rates."""
 
 from __future__ import annotations
 
+from ..results.cost import money
+
 
 def print_warnings(warnings: list[dict], console) -> None:
     """The run's warnings, one paragraph each, after the summary table."""
@@ -47,6 +49,8 @@ def print_summary(summary: dict, console) -> None:
         f"(topology: {amp['nominal_ops_per_request']:,.0f} ops)",
     )
     head.add_row("backend ops/s", f"{amp['ops_per_sec']:,.0f}")
+    if summary.get("cost"):
+        head.add_row("cost / month", monthly_cost(summary["cost"]))
     console.print(head)
     # rates and shares only (no window totals beside per-second rates): rejected and errors
     # as shares of the service's calls
@@ -70,3 +74,17 @@ def print_summary(summary: dict, console) -> None:
             "—" if p99 is None else f"{p99:,.2f}",
         )
     console.print(table)
+
+
+def monthly_cost(cost: dict) -> str:
+    """ "$2,361 (capacity $1,460, usage $901; policies add $346, 15%)": a month at the window's
+    rates (results.cost)."""
+    month, cur = cost["per_month"], cost["currency"]
+    text = (
+        f"{money(month['total'], cur)} (capacity {money(month['capacity'], cur)}, "
+        f"usage {money(month['usage'], cur)}"
+    )
+    if month["policies"]:
+        share = month["policies"] / month["total"] if month["total"] else 0.0
+        text += f"; policies add {money(month['policies'], cur)}, {share:.0%}"
+    return text + ")"

@@ -21,6 +21,7 @@ from ..engine.flows import OK, OUTCOMES, PARTIAL
 from ..engine.histograms import LatencyHistogram
 from ..engine.sim import Sim
 from ..scenario.topology import nominal_amplification
+from .cost import cost_summary
 from .tail import tail_attribution
 
 PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "p999": 0.999}
@@ -58,8 +59,8 @@ def summarize(sim: Sim, seed: int) -> tuple[dict[str, Any], np.ndarray, dict[str
     leaves = [svc for svc in sim.svcs.values() if svc.leaf]
     # an op is a call a backend served: not a rejected one, nor one cancelled while it waited
     ops = sum(svc.calls - svc.rejected - svc.unstarted for svc in leaves)
-    retry_ops = sum(svc.ops_by_kind[1] for svc in leaves)
-    hedge_ops = sum(svc.ops_by_kind[2] for svc in leaves)
+    retry_ops = sum(svc.served_by_kind[1] for svc in leaves)
+    hedge_ops = sum(svc.served_by_kind[2] for svc in leaves)
     nominal = nominal_amplification(s)
     per_req = (lambda x: x / arrived) if arrived else (lambda x: None)
     summary = {
@@ -101,6 +102,7 @@ def summarize(sim: Sim, seed: int) -> tuple[dict[str, Any], np.ndarray, dict[str
             **{k: [None if math.isnan(v) else float(v) for v in coarse[k]]
                for k in ("t_s", "p50_ms", "p99_ms")},
         }  # fmt: skip
+    summary["cost"] = cost_summary(s, summary)  # None when nothing is priced
     # which service the slowest requests waited on, and where their time went
     summary["tail_attribution"] = tail_attribution(sim, int(np.sum(counts)))
     if sim.streaming:
@@ -265,6 +267,7 @@ def _service_summary(sim: Sim, svc, duration_s: float) -> dict[str, Any]:
         "circuit_open": svc.circuit_open,
         "cancelled": svc.cancelled,
         "wasted": svc.wasted,
+        "calls_by_cause": calls_by_cause(svc),
         "latency_ms": latency,
         # saturation: calls waiting for a worker (time-averaged, and the level exceeded 1% of
         # the window's time); null with unlimited workers
@@ -350,6 +353,24 @@ def mean_half_width(values: Sequence[float], confidence: float = 0.95) -> tuple[
 
     t = float(stats.t.ppf(0.5 + confidence / 2, len(x) - 1))
     return float(x.mean()), t * float(x.std(ddof=1)) / math.sqrt(len(x))
+
+
+def calls_by_cause(svc) -> dict[str, int]:
+    """The window calls a service served (took a worker: not rejected, not cancelled while
+    waiting), by why they were made: ``wasted`` answered after their caller (or an ancestor's)
+    had given up; of the rest, ``retries`` and ``hedges`` sent as (or below) a retry or hedge
+    attempt, ``nominal`` the others. The four add up to the calls served; what usage costs
+    is split by them (results.cost)."""
+    served = svc.calls - svc.rejected - svc.unstarted
+    wasted = sum(svc.wasted_by_kind)
+    retries = svc.served_by_kind[1] - svc.wasted_by_kind[1]
+    hedges = svc.served_by_kind[2] - svc.wasted_by_kind[2]
+    return {
+        "nominal": served - retries - hedges - wasted,
+        "retries": retries,
+        "hedges": hedges,
+        "wasted": wasted,
+    }
 
 
 def combine(summaries: list[dict[str, Any]]) -> dict[str, Any]:

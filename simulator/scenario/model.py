@@ -305,6 +305,20 @@ class Pauses(_Model):
         return self
 
 
+class Cost(_Model):
+    """A service's prices, in the scenario's ``currency``: provisioned capacity (each instance,
+    per hour) and usage (per million calls it serves: a managed database, a paid API)."""
+
+    per_instance_hour: NonNegFloat | None = None
+    per_million_calls: NonNegFloat | None = None
+
+    @model_validator(mode="after")
+    def _priced(self) -> Cost:
+        if self.per_instance_hour is None and self.per_million_calls is None:
+            raise ValueError("cost needs per_instance_hour, per_million_calls or both")
+        return self
+
+
 class Service(_Model):
     latency: Latency
     workers: PosInt | None = None
@@ -316,6 +330,7 @@ class Service(_Model):
     concurrency: Concurrency | None = None  # an adaptive limit instead of fixed workers
     slow_periods: SlowPeriods | None = None  # correlated slowness per instance
     pauses: Pauses | None = None  # stop-the-world pauses per instance
+    cost: Cost | None = None  # prices (results.cost)
 
     @field_validator("latency")
     @classmethod
@@ -370,6 +385,7 @@ class Scenario(_Model):
     replications: Annotated[int, Field(ge=1, le=10_000)] = 1
     # exact: every latency kept (4 bytes a call); streaming: HdrHistograms, bounded memory
     percentiles: Literal["exact", "streaming"] = "exact"
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"  # of every service's cost
     workload: Workload
     request: Request
     services: Annotated[dict[ServiceName, Service], Field(min_length=1)]
