@@ -355,7 +355,7 @@ def compare(
         from rich.console import Console
         from rich.table import Table
 
-        from .report.compare import mixed_scenarios, terminal_rows
+        from .report.compare import mixed_scenarios, terminal_rows, tradeoff
 
         headings, rows = terminal_rows(runs)
         table = Table(title=f"compared with the baseline, {runs[0].label}")
@@ -364,6 +364,9 @@ def compare(
         for row in rows:
             table.add_row(*row)
         Console().print(table)
+        for run in runs[1:]:
+            if line := tradeoff(runs[0], run):
+                typer.echo(f"{run.label}: {line}")
         if note := mixed_scenarios(runs):
             typer.echo(note)
         typer.echo(f"wrote {written[-1]} and {len(written) - 1} charts")

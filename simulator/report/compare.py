@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..results.cost import HOURS_PER_MONTH, money
 from ..results.files import write_atomic
 from ..results.format import DASH, fmt_ms, fmt_num, fmt_pct, fmt_sig, fmt_signed
 from ..results.outdir import staged_dir
@@ -200,8 +201,47 @@ def headline_rows(runs: Sequence[RunData]) -> list[tuple[str, list[tuple[Metric,
     """(group title, [(metric, one value per run)]) for the side-by-side headline table."""
     return [
         (title, [(m, _values(runs, m)) for m in metrics if _present(runs, m)])
-        for title, metrics in HEADLINE + tail_groups(runs)
+        for title, metrics in HEADLINE + cost_groups(runs) + tail_groups(runs)
     ]
+
+
+def cost_groups(runs: Sequence[RunData]) -> tuple[tuple[str, tuple[Metric, ...]], ...]:
+    """What each run costs a month (summary.json's cost), when some run is priced; amounts
+    in the baseline's currency (or the first priced run's)."""
+    priced = [r for r in runs if isinstance(r.summary.get("cost"), Mapping)]
+    if not priced:
+        return ()
+    currency = priced[0].summary["cost"]["currency"]
+
+    def fmt(x: Any) -> str:
+        return money(x, currency)
+
+    metrics = tuple(
+        Metric(label, f"cost.{path}", fmt, "", "lower")
+        for label, path in (
+            ("Total / month", "per_month.total"),
+            ("Capacity / month", "per_month.capacity"),
+            ("Usage / month", "per_month.usage"),
+            ("Added by retries, hedges, waste", "per_month.policies"),
+            ("Per million requests", "per_million_requests.total"),
+        )
+    )
+    return ((f"Cost ({currency}, {fmt_num(HOURS_PER_MONTH)} h a month)", metrics),)
+
+
+def tradeoff(base: RunData, run: RunData) -> str:
+    """A what-if's price in one line: "p99 −60.1%, +$1,240 a month" (the cost part only when
+    both runs are priced in one currency)."""
+    parts = []
+    b, v = base.number("latency_ms.p99"), run.number("latency_ms.p99")
+    if b and v is not None:
+        parts.append("p99 " + fmt_signed(100.0 * (v / b - 1), "%"))
+    cb, cv = base.summary.get("cost"), run.summary.get("cost")
+    if isinstance(cb, Mapping) and isinstance(cv, Mapping) and cb["currency"] == cv["currency"]:
+        delta = cv["per_month"]["total"] - cb["per_month"]["total"]
+        sign = "+" if delta >= 0 else "−"
+        parts.append(f"{sign}{money(abs(delta), cb['currency'])} a month")
+    return ", ".join(parts)
 
 
 TAIL_PARTS = ("queueing", "service", "failed_attempts", "backoff", "hedge_delay")
@@ -328,6 +368,7 @@ def run_rows(runs: Sequence[RunData]) -> list[tuple[RunData, list[str]]]:
             fmt_num(reps if reps is not None else 1),
             "; ".join(run.notes),
             "baseline" if i == 0 else what_changed(runs[0], run),
+            "" if i == 0 else tradeoff(runs[0], run),
         ]
         rows.append((run, cells))
     return rows
