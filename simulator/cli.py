@@ -14,7 +14,9 @@ from typing import Annotated, Any
 
 import typer
 
+from .results.outdir import default_run_dir
 from .scenario.errors import EXIT_BAD_INPUT, ScenarioError
+from .scenario.overrides import parse_sets
 
 app = typer.Typer(
     add_completion=False,
@@ -78,21 +80,6 @@ def _load(file: Path, sets: dict[str, Any], **flags: Any):
     return load_scenario(file, overrides, labels)
 
 
-def parse_sets(items: list[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs; each VALUE parsed as YAML (scalars, lists, mappings)."""
-    from .scenario.overrides import yaml_value
-
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise ScenarioError.single(
-                f"--set {item}", "expected KEY=VALUE, e.g. workload.rps=8000"
-            )
-        out[key.strip()] = yaml_value(f"--set {key}", text)
-    return out
-
-
 @app.command()
 def run(
     file: Annotated[Path, typer.Argument(metavar="FILE", help="Scenario YAML file.")],
@@ -153,22 +140,6 @@ def run(
     )
 
 
-def default_run_dir(name: str, sets: dict[str, Any]) -> Path:
-    """``reports/NAME/``; with ``--set`` overrides ``reports/NAME--KEY=VALUE--.../`` (named
-    from them, so a what-if never replaces the baseline's directory), shortened to a hash of
-    the overrides when long."""
-    if not sets:
-        return Path("reports") / name
-    import hashlib
-    import re
-
-    parts = [f"{k}={json.dumps(v, separators=(',', ':'))}" for k, v in sets.items()]
-    slug = re.sub(r"[^A-Za-z0-9._=,+-]+", "_", "--".join(parts)).strip("_")
-    if len(slug) > 80:
-        slug = "set-" + hashlib.sha1("--".join(parts).encode()).hexdigest()[:12]
-    return Path("reports") / f"{name}--{slug}"
-
-
 def _simulate_and_write(
     scenario,
     out_dir: Path,
@@ -198,36 +169,10 @@ def _simulate_and_write(
             if announce and not quiet:
                 err.print(f"--set without --out: writing {out_dir}/ (the baseline's is untouched)")
             sample = traces[1] if traces is not None else 0
-            if not live:
-                result = simulate(
-                    scenario, workers=workers, command=command_line, trace_sample=sample
-                )
-            else:
-                from rich.progress import (
-                    BarColumn,
-                    Progress,
-                    TextColumn,
-                    TimeElapsedColumn,
-                    TimeRemainingColumn,
-                )
-
-                columns = (
-                    TextColumn("{task.description}"),
-                    BarColumn(),
-                    TextColumn("{task.percentage:>3.0f}%"),
-                    TimeElapsedColumn(),
-                    TextColumn("ETA"),
-                    TimeRemainingColumn(),
-                )
-                with Progress(*columns, console=err, transient=True) as bar:
-                    task = bar.add_task(f"simulating {scenario.name}", total=1.0)
-                    result = simulate(
-                        scenario,
-                        workers=workers,
-                        progress=lambda f: bar.update(task, completed=f),
-                        command=command_line,
-                        trace_sample=sample,
-                    )
+            with _progress(f"simulating {scenario.name}", quiet) as bar:
+                step = (lambda f: bar(round(f * 100), 100)) if bar else None
+                result = simulate(scenario, workers=workers, progress=step,
+                                  command=command_line, trace_sample=sample)  # fmt: skip
             if live:
                 with err.status(f"writing {out_dir}"):
                     written = write_run_files(result, scenario, stage)
@@ -396,9 +341,14 @@ def sweep(
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no summary.")] = False,
+    slo: Annotated[
+        str | None, typer.Option(help='Mark the points that meet it, e.g. "p99<=100ms".')
+    ] = None,
+    confidence: Annotated[float, typer.Option(help="Of each point's --slo decision.")] = 0.95,
 ) -> None:
     """Run FILE at every grid point x replications; write results.csv and results.parquet.
-    Finished runs are kept: the same command again runs only what is missing."""
+    Finished runs are kept: the same command again runs only what is missing. With --slo,
+    judge every point and name the cheapest that meets it."""
     from .experiments.grid import parse_grid
     from .experiments.sweep import RESULTS_CSV, RESULTS_PARQUET
     from .experiments.sweep import sweep as run_sweep
@@ -412,9 +362,14 @@ def sweep(
         with locked_dir(out_dir), _progress(f"sweeping {scenario.name}", quiet) as progress:
             table = run_sweep(scenario, axes, replications=replications, workers=workers,
                               out_dir=out_dir, cluster=cluster, progress=progress)  # fmt: skip
-            from .report.sweep_report import write_sweep_report
+            from .report.sweep_report import slo_lines, write_sweep_report
 
-            write_sweep_report(table, list(axes), out_dir, scenario.name)
+            section = None
+            if slo is not None:  # every point judged, recorded in sweep.json
+                from .experiments.cheapest import record_slo
+
+                section = record_slo(table, scenario, axes, slo, confidence, out_dir)
+            write_sweep_report(table, list(axes), out_dir, scenario.name, section)
     except ScenarioError as e:
         _fail(e)
     except OSError as e:
@@ -423,6 +378,8 @@ def sweep(
         before = table.attrs.get("runs_done_before", 0)
         kept = f" ({before} already done, kept)" if before else ""
         wrote = f"{out_dir / RESULTS_CSV}, {out_dir / RESULTS_PARQUET} and report.html"
+        for line in slo_lines(section) if section else []:
+            typer.echo(line)
         typer.echo(f"{len(table)} runs{kept}: wrote {wrote}")
 
 
@@ -466,10 +423,19 @@ def plan(
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print the answer only.")] = False,
+    minimize: Annotated[
+        str | None, typer.Option(metavar="cost", help="Find the cheapest design over --grid.")
+    ] = None,
+    grid: Annotated[
+        list[str] | None,
+        typer.Option(metavar="KEY=VALUES", help="With --minimize cost: the designs (repeatable)."),
+    ] = None,
+    replications: Annotated[int, typer.Option(help="With --minimize: runs per design.")] = 5,
 ) -> None:
     """Goal-seek the largest rate (or the smallest capacity) of FILE that meets the SLO: bracket,
     then bisect, each probe replicated until its confidence interval decides. Writes plan.json,
-    knee.png, report.html and every run's row (a repeated plan reuses them)."""
+    knee.png, report.html and every run's row (a repeated plan reuses them). With --minimize
+    cost: the cheapest point of the --grid keys that meets the SLO."""
     from .experiments.plan import PLAN_JSON
     from .experiments.plan import plan as run_plan
     from .report.plan_report import headroom_line, write_plan_report
@@ -485,6 +451,10 @@ def plan(
     try:
         scenario = _load(file, parse_sets(set_ or []), duration=duration)
         out_dir = out or Path("reports") / f"{scenario.name}-plan"
+        if minimize is not None:
+            _minimize(scenario, minimize, slo, grid, confidence, replications, workers,
+                      cluster, out_dir, quiet)  # fmt: skip
+            return
         with locked_dir(out_dir):
             answer = run_plan(
                 scenario, slo, find, goal=goal, confidence=confidence,
@@ -505,6 +475,35 @@ def plan(
             typer.echo(line)
     if not quiet:
         typer.echo(f"wrote {out_dir / PLAN_JSON}, knee.png and report.html")
+
+
+def _minimize(scenario, what, slo, grid, confidence, replications, workers, cluster, out_dir,
+              quiet) -> None:  # fmt: skip
+    """``plan --minimize cost``: search the grid for the cheapest design meeting the SLO."""
+    from .experiments.cheapest import minimize_cost
+    from .experiments.grid import parse_grid
+    from .report.plan_report import write_cost_plan_report
+
+    if what != "cost":
+        raise ScenarioError.single("--minimize", f"only cost can be minimized, got {what!r}")
+    if not grid:
+        raise ScenarioError.single("--minimize cost", "needs --grid KEY=V1,V2,... (the designs)")
+
+    def show(point) -> None:
+        if not quiet:
+            keys = ", ".join(f"{k}={v}" for k, v in point.values.items())
+            typer.echo(f"  {keys}: {point.verdict.outcome} at {point.cost:,.2f} a month "
+                       f"({point.runs} runs) {point.verdict.reason}")  # fmt: skip
+
+    answer = minimize_cost(scenario, slo, parse_grid(grid), confidence=confidence,
+                           replications=replications, workers=workers, cluster=cluster,
+                           out_dir=out_dir, progress=show)  # fmt: skip
+    write_cost_plan_report(answer.as_dict(), answer.describe(), out_dir)
+    typer.echo(answer.describe())
+    for note in [] if quiet else answer.notes:
+        typer.echo(note)
+    if not quiet:
+        typer.echo(f"wrote {out_dir / 'plan.json'}, cost_p99.png and report.html")
 
 
 @contextlib.contextmanager

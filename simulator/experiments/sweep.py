@@ -16,8 +16,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..results.files import write_atomic
+from ..results.files import summary_json, write_atomic
 from ..results.outdir import locked_dir
+from ..results.provenance import fansim_version
 from ..scenario.errors import ScenarioError
 from .grid import points
 from .runner import Run, Runner, replication_seed
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 RESULTS_CSV = "results.csv"
 RESULTS_PARQUET = "results.parquet"
+SWEEP_JSON = "sweep.json"
 ROWS_DIR = "rows"
 
 
@@ -65,7 +67,28 @@ def sweep(
         frame.attrs["runs_done_before"] = runner.kept
         if out_dir is not None:
             write_tables(frame, Path(out_dir))
+            write_sweep_json(Path(out_dir), sweep_doc(scenario, grid, reps))
     return frame
+
+
+def sweep_doc(
+    scenario: Scenario, grid: Mapping[str, list[Any]], replications: int
+) -> dict[str, Any]:
+    """``sweep.json``: the grid, the replications and their seeds' root, the scenario (resolved,
+    before the grid's overrides) and the fansim version."""
+    return {
+        "scenario": scenario.name,
+        "grid": {key: list(values) for key, values in grid.items()},
+        "replications": replications,
+        "seed": scenario.seed,
+        "resolved_scenario": scenario.resolved_data(),
+        "fansim_version": fansim_version(),
+    }
+
+
+def write_sweep_json(out_dir: Path, doc: Mapping[str, Any]) -> Path:
+    """Write ``sweep.json`` atomically."""
+    return write_atomic(out_dir / SWEEP_JSON, summary_json(dict(doc)))
 
 
 def check_replications(where: str, reps: Any) -> int:

@@ -127,3 +127,41 @@ def write_plan_report(plan: Mapping[str, Any], answer: str, out_dir: Path) -> li
 def _get(probe: Mapping[str, Any], metric: str, key: str) -> float:
     value = (probe.get("figures") or {}).get(metric, {}).get(key)
     return math.nan if value is None else float(value)
+
+
+def write_cost_plan_report(plan: Mapping[str, Any], answer: str, out_dir: Path) -> list[Path]:
+    """``fansim plan --minimize cost``: ``cost_p99.png`` (every point run, cost against p99)
+    and ``report.html`` with the points in the order run; return their paths."""
+    from .sweep_report import cost_chart
+
+    chart = cost_chart(plan)
+    rows = [
+        {
+            "n": i,
+            "value": ", ".join(f"{k}={v}" for k, v in p["values"].items()),
+            "outcome": p["outcome"],
+            "runs": p["runs"],
+            "busy": "" if p["cost_per_month"] is None else f"{p['cost_per_month']:,.2f} a month",
+            "reason": p["reason"],
+        }  # fmt: skip
+        for i, p in enumerate(plan["points"], 1)
+    ]
+    closest = plan.get("closest_cheaper")
+    html = (
+        environment()
+        .get_template(TEMPLATE_NAME)
+        .render(
+            scenario=plan["scenario"],
+            description=answer,
+            run_line=f"{plan['points_run']} points run, {plan['points_skipped']} not needed",
+            notes=plan.get("notes", []),
+            limited_by=None if closest is None else closest["reason"],
+            charts=[chart] if chart is not None else [],
+            probes=rows,
+            find="design (cost)",
+        )
+    )
+    written = [write_atomic(out_dir / REPORT_FILENAME, html)]
+    if chart is not None:
+        written.insert(0, write_atomic(out_dir / "cost_p99.png", chart.png))
+    return written

@@ -5,16 +5,16 @@ columns ``experiments.sweep`` writes), never the engine."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..results.files import write_atomic
 from ..results.format import fmt_num
 from ..results.summary import mean_half_width
-from .figure import Chart, new_figure, png_bytes, side_legend
+from .figure import Chart, maybe_log_y, new_figure, png_bytes, side_legend
 from .html import environment
 
 if TYPE_CHECKING:
@@ -89,16 +89,75 @@ def chart(rows: pd.DataFrame, column: str, title: str, unit: str, keys: Sequence
     return Chart(filename, title, caption, png_bytes(fig))
 
 
+def cost_chart(slo: Mapping[str, Any]) -> Chart | None:
+    """Each point's mean monthly cost against its mean p99, the points that meet the SLO
+    filled, the Pareto front drawn, the cheapest that meets it named (``slo``: the sweep's
+    judged points, as sweep.json's ``slo``); none when nothing is priced."""
+    pts = [p for p in slo["points"] if p["cost_per_month"] is not None and p["p99_ms"] is not None]
+    if not pts:
+        return None
+    fig, (ax,) = new_figure()
+    for meets, style in (
+        (False, {"mfc": "white", "color": "0.55"}),
+        (True, {"color": "tab:green"}),
+    ):
+        group = [p for p in pts if p["meets"] == meets]
+        if not group:
+            continue
+        ax.errorbar([p["cost_per_month"] for p in group], [p["p99_ms"] for p in group],
+                    yerr=[p["p99_half_width"] or 0.0 for p in group], fmt="o", ms=5, lw=1,
+                    label="meets the SLO" if meets else "does not (or undecided)",
+                    **style)  # fmt: skip
+    front = sorted((p for p in pts if p["pareto"]), key=lambda p: p["cost_per_month"])
+    if front:
+        ax.step([p["cost_per_month"] for p in front], [p["p99_ms"] for p in front], where="post",
+                color="tab:blue", lw=1, alpha=0.7, label="Pareto front (cost, p99)")  # fmt: skip
+    for term in slo["terms"]:
+        if term["metric"] == "p99":
+            ax.axhline(
+                term["threshold"], color="tab:red", ls="--", lw=1, label=f"SLO {term['text']}"
+            )
+    best = slo.get("cheapest")
+    if best is not None:
+        ax.annotate("cheapest that meets it", (best["cost_per_month"], best["p99_ms"]),
+                    xytext=(10, 12), textcoords="offset points", fontsize=8,
+                    arrowprops={"arrowstyle": "->", "lw": 0.8})  # fmt: skip
+    maybe_log_y(ax, np.array([p["p99_ms"] for p in pts], dtype=float))
+    ax.set_xlabel(f"cost per month ({slo['currency']})")
+    ax.set_ylabel("p99 latency (ms)")
+    ax.set_title("Cost against p99")
+    side_legend(ax)
+    caption = (
+        f"Each grid point's mean monthly cost and mean p99 over its replications (bars: the "
+        f"{slo['confidence']:.0%} interval). Filled: the point meets {slo['text']} with that "
+        "confidence. The Pareto front joins the points no other point beats on both cost and p99."
+    )
+    return Chart("sweep_cost_p99.png", "Cost against p99", caption, png_bytes(fig))
+
+
 def write_sweep_report(
-    rows: pd.DataFrame, keys: Sequence[str], out_dir: Path, scenario_name: str
+    rows: pd.DataFrame,
+    keys: Sequence[str],
+    out_dir: Path,
+    scenario_name: str,
+    slo: Mapping[str, Any] | None = None,
 ) -> list[Path]:
-    """Write a PNG per figure and ``report.html`` into ``out_dir``; return their paths."""
+    """Write a PNG per figure and ``report.html`` into ``out_dir``; return their paths. With
+    ``slo`` (sweep.json's: every point judged), also cost against p99 and the cheapest point
+    that meets it."""
     figures = list(FIGURES)
     busiest = busiest_utilization(rows)
     if busiest is not None:
         name = busiest.removeprefix("services.").removesuffix(".utilization")
         figures.append((busiest, f"Utilization of {name}", "share of workers"))
     charts = [chart(rows, c, t, u, keys) for c, t, u in figures if c in rows]
+    if "cost.per_month.total" in rows:
+        charts.append(chart(rows, "cost.per_month.total", "Cost per month", "currency", keys))
+    lines = []
+    if slo is not None:
+        lines = slo_lines(slo)
+        if (cost := cost_chart(slo)) is not None:
+            charts.insert(0, cost)
     points = rows["point"].nunique() if len(rows) else 0
     reps = int(rows["replication"].max()) + 1 if len(rows) else 0
     html = (
@@ -110,8 +169,27 @@ def write_sweep_report(
             run_line=f"{fmt_num(points)} points × {fmt_num(reps)} replications over "
             + ", ".join(keys),
             charts=charts,
+            slo_lines=lines,
         )
     )
     written = [write_atomic(out_dir / c.filename, c.png) for c in charts]
     written.append(write_atomic(out_dir / REPORT_FILENAME, html))
     return written
+
+
+def slo_lines(slo: Mapping[str, Any]) -> list[str]:
+    """The SLO's verdict in words: how many points meet it, and the cheapest of them."""
+    pts = slo["points"]
+    meets = sum(p["meets"] for p in pts)
+    lines = [f"{meets} of {len(pts)} points meet {slo['text']} ({slo['confidence']:.0%} "
+             "confidence: every term's interval on the right side of its line)."]  # fmt: skip
+    best = slo.get("cheapest")
+    if best is not None:
+        keys = ", ".join(f"{k} = {v}" for k, v in best["values"].items())
+        lines.append(
+            f"The cheapest that meets it: {keys}, at {best['cost_per_month']:,.2f} "
+            f"{slo['currency']} a month (p99 {best['p99_ms']:.4g} ms)."
+        )
+    elif meets and not any(p["cost_per_month"] is not None for p in pts):
+        lines.append("No service has a price (cost:), so no point is the cheapest.")
+    return lines

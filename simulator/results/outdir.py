@@ -20,11 +20,15 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import hashlib
+import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from ..scenario.errors import ScenarioError
 
@@ -213,3 +217,16 @@ def _exchange(a: Path, b: Path) -> bool:
     if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
         return False
     raise OSError(code, os.strerror(code), str(b))
+
+
+def default_run_dir(name: str, sets: dict[str, Any]) -> Path:
+    """``reports/NAME/``; with ``--set`` overrides ``reports/NAME--KEY=VALUE--.../`` (named
+    from them, so a what-if never replaces the baseline's directory), shortened to a hash of
+    the overrides when long."""
+    if not sets:
+        return Path("reports") / name
+    parts = [f"{k}={json.dumps(v, separators=(',', ':'))}" for k, v in sets.items()]
+    slug = re.sub(r"[^A-Za-z0-9._=,+-]+", "_", "--".join(parts)).strip("_")
+    if len(slug) > 80:
+        slug = "set-" + hashlib.sha1("--".join(parts).encode()).hexdigest()[:12]
+    return Path("reports") / f"{name}--{slug}"

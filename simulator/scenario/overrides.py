@@ -90,3 +90,16 @@ def yaml_value(where: str, text: str) -> Any:
         raise ScenarioError.single(where, f"cannot parse value {text!r} as YAML: {what}") from None
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as e:
         raise ScenarioError.single(where, f"cannot parse value {text!r} as YAML: {e}") from None
+
+
+def parse_sets(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs; each VALUE parsed as YAML (scalars, lists, mappings)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ScenarioError.single(
+                f"--set {item}", "expected KEY=VALUE, e.g. workload.rps=8000"
+            )
+        out[key.strip()] = yaml_value(f"--set {key}", text)
+    return out
