@@ -61,7 +61,7 @@ class Call:
     __slots__ = (
         "svc", "inst", "rec", "t0", "parent", "kind", "state", "flow", "up", "abandoned",
         "event_mode", "step", "probe", "started", "served", "deadline", "trace", "answer_at",
-        "own_ms", "path", "below",
+        "own_ms", "path", "below", "policy_abandoned",
     )  # fmt: skip
 
     def __init__(self, svc, inst, rec, t0, parent, kind, up, event_mode, step, deadline):
@@ -71,6 +71,8 @@ class Call:
         self.state = QUEUED
         self.flow: Flow | None = None
         self.abandoned = INF  # when its caller gave up on it (ms), if it did
+        # ... if a policy did: a timeout, a hedge or retry race it lost, a deadline
+        self.policy_abandoned = INF
         self.probe = False  # a circuit breaker's half-open probe
         self.started = 0.0  # when it was admitted (under an adaptive limit, maybe not served)
         self.served = 0.0  # when it took a worker
@@ -113,6 +115,17 @@ class Call:
         call = self
         while call is not None:
             if call.abandoned < before_ms:
+                return True
+            call = call.up
+        return False
+
+    def given_up_by_policy(self, before_ms: float = INF) -> bool:
+        """``given_up``, where a policy gave up: a timeout, a lost hedge or retry race, a
+        deadline (not a fan-in that had its answers or had failed): the work its cost counts
+        as wasted (results.cost)."""
+        call = self
+        while call is not None:
+            if call.policy_abandoned < before_ms:
                 return True
             call = call.up
         return False
@@ -161,7 +174,7 @@ class Flow:
 
     __slots__ = ("sim", "segments", "i", "rec", "done", "up", "kind", "event_mode", "items",
                  "step", "cancelled", "partial", "deadline", "sending", "decided",
-                 "path")  # fmt: skip
+                 "path", "expired")  # fmt: skip
 
     def __init__(self, sim, segments, rec, done, up=None, kind=FIRST, event_mode=False,
                  deadline=INF):  # fmt: skip
@@ -175,6 +188,7 @@ class Flow:
         self.sending = False  # launching the current step's calls (they all leave together)
         self.decided: tuple | None = None  # a decision that came while sending
         self.path: tuple | None = None  # the critical path of its decided steps
+        self.expired = False  # its request's deadline passed: what it drops, a policy dropped
 
     def advance(self, _event=None) -> None:
         if self.cancelled:
@@ -232,6 +246,7 @@ class Flow:
     def _past_deadline(self, event) -> None:
         """The request's deadline: stop waiting for this step (if it is still the current one)."""
         if not self.cancelled and self.i == event._value:
+            self.expired = True
             self.step_done(False, FAILED, self.pending_path())
 
     def pending_path(self) -> tuple | None:
@@ -292,7 +307,7 @@ class Flow:
         if len(items) > 1 or (items and not ok):
             cancel = step is not None and step.spec.cancel_losers
             for item in reversed(items):  # the last sent first: a freed worker takes no loser
-                self.sim.drop(item, cancel)
+                self.sim.drop(item, cancel, self.expired)
         if ok:
             self.advance()
         elif step is not None and step.spec.optional:
@@ -303,13 +318,13 @@ class Flow:
 
     answer = step_done
 
-    def cancel(self, cancel_calls: bool = True) -> None:
+    def cancel(self, cancel_calls: bool = True, policy: bool = False) -> None:
         """Stop: no further step starts; the current step's calls are cancelled (or, with
-        ``cancel_calls`` False, abandoned to run on)."""
+        ``cancel_calls`` False, abandoned to run on; ``policy``: by a deadline)."""
         self.cancelled = True
         items, self.items = self.items, []
         for item in reversed(items):  # the last sent first: a freed worker takes no loser
-            self.sim.drop(item, cancel_calls)
+            self.sim.drop(item, cancel_calls, policy)
 
     def only_optional_left(self) -> bool:
         """Whether the current step and every later one are optional (in event mode)."""
@@ -358,7 +373,7 @@ class Request:
         if pending is not None:
             flow.path = join(flow.path, pending)
         step = flow.step
-        flow.cancel(cancel_calls=step is not None and step.spec.cancel_losers)
+        flow.cancel(cancel_calls=step is not None and step.spec.cancel_losers, policy=True)
         self.done(ok, FAILED)
 
 

@@ -330,7 +330,7 @@ class Slot:
             self.policy.stats.timeouts += 1
             if call.rec is not True:  # a sampled request's (engine.spans)
                 self.policy.sim.spans.note(call, timed_out=True)
-        self.policy.sim.drop(call, self.policy.spec.cancel_losers)
+        self.policy.sim.drop(call, self.policy.spec.cancel_losers, policy=True)
         if not self.live and not self.retrying:
             self._retry_or_fail(FAILED)
 
@@ -361,7 +361,7 @@ class Slot:
         """Answer the fan-in once (with ``winner``, the attempt that succeeded, if one did);
         attempts still running are losers."""
         self.path = self._path(winner)
-        self.drop(self.policy.spec.cancel_losers)
+        self.drop(self.policy.spec.cancel_losers, policy=True)  # the race's losers
         self.fanin.answer(ok, cause, self)
 
     def critical_path(self) -> tuple:
@@ -410,9 +410,9 @@ class Slot:
         w = self._wait(p[0], sent_at, is_hedge)
         return (p[0], p[1], p[2], p[3] + w[3], p[4] + w[4], p[5] + w[5])
 
-    def drop(self, cancel: bool) -> None:
-        """The step no longer needs this call: stop retrying and hedging; cancel or abandon
-        what is running."""
+    def drop(self, cancel: bool, policy: bool = False) -> None:
+        """The step no longer needs this call (or, ``policy``, this slot's race is decided or
+        the deadline passed): stop retrying and hedging; cancel or abandon what is running."""
         self.done = True
         self.hedge_calls = None  # (they refer back to this slot: no cycle left)
         first, self.first = self.first, None
@@ -420,4 +420,4 @@ class Slot:
             self.policy.observe(self.policy.sim.env._now - first.t0, False)
         losers, self.live = self.live, []
         for call in reversed(losers):  # the last sent first: a freed worker takes no loser
-            self.policy.sim.drop(call, cancel)
+            self.policy.sim.drop(call, cancel, policy)

@@ -299,8 +299,9 @@ class Sim:
         for at, svc, step in call.trace:
             if call.given_up(at):
                 svc.wasted += 1
-                svc.wasted_by_kind[call.kind] += 1
                 step.stats.wasted += 1
+                if call.given_up_by_policy(at):
+                    svc.wasted_by_kind[call.kind] += 1
 
     def _succeeded(self, event) -> None:
         self.end(event._value, True, OK)
@@ -354,7 +355,8 @@ class Sim:
                 svc.errors += 1
             if call.event_mode and call.given_up():
                 svc.wasted += 1
-                svc.wasted_by_kind[call.kind] += 1
+                if call.given_up_by_policy():
+                    svc.wasted_by_kind[call.kind] += 1
                 if call.step is not None:
                     call.step.stats.wasted += 1
             if call.trace:
@@ -389,17 +391,20 @@ class Sim:
             if call.rec is not True:  # a sampled request's (engine.spans)
                 call_ended(self.spans, call, "cancelled", self.env._now)
 
-    def drop(self, item, cancel: bool) -> None:
+    def drop(self, item, cancel: bool, policy: bool = False) -> None:
         """The caller no longer waits for ``item`` (a Call or a policy slot): cancel it, or
-        let it run on, abandoned (its work is then wasted)."""
+        let it run on, abandoned (its work is then wasted; ``policy``: a policy gave up on
+        it, see ``Call.given_up_by_policy``)."""
         if isinstance(item, Call):
             if item.state < DONE:  # queued, admitted or running
                 if cancel:
                     self.cancel(item)
                 else:
                     item.abandoned = self.env._now
+                    if policy:
+                        item.policy_abandoned = self.env._now
         else:
-            item.drop(cancel)
+            item.drop(cancel, policy)
 
     # ---- requests --------------------------------------------------------------------------
 

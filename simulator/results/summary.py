@@ -357,10 +357,11 @@ def mean_half_width(values: Sequence[float], confidence: float = 0.95) -> tuple[
 
 def calls_by_cause(svc) -> dict[str, int]:
     """The window calls a service served (took a worker: not rejected, not cancelled while
-    waiting), by why they were made: ``wasted`` answered after their caller (or an ancestor's)
-    had given up; of the rest, ``retries`` and ``hedges`` sent as (or below) a retry or hedge
-    attempt, ``nominal`` the others. The four add up to the calls served; what usage costs
-    is split by them (results.cost)."""
+    waiting), by why they were made: ``wasted`` answered after a policy had given up on them
+    or an ancestor (a timeout, a lost hedge or retry race, a deadline); of the rest,
+    ``retries`` and ``hedges`` sent as (or below) a retry or hedge attempt, ``nominal`` the
+    others (work a fan-in no longer needed is counted under its attempt's kind). The four
+    add up to the calls served; what usage costs is split by them (results.cost)."""
     served = svc.calls - svc.rejected - svc.unstarted
     wasted = sum(svc.wasted_by_kind)
     retries = svc.served_by_kind[1] - svc.wasted_by_kind[1]
