@@ -300,7 +300,7 @@ class Sim:
             if call.given_up(at):
                 svc.wasted += 1
                 step.stats.wasted += 1
-                if call.given_up_by_policy(at):
+                if call.given_up(at, by_policy=True):
                     svc.wasted_by_kind[call.kind] += 1
 
     def _succeeded(self, event) -> None:
@@ -355,7 +355,7 @@ class Sim:
                 svc.errors += 1
             if call.event_mode and call.given_up():
                 svc.wasted += 1
-                if call.given_up_by_policy():
+                if call.given_up(by_policy=True):
                     svc.wasted_by_kind[call.kind] += 1
                 if call.step is not None:
                     call.step.stats.wasted += 1
@@ -394,7 +394,7 @@ class Sim:
     def drop(self, item, cancel: bool, policy: bool = False) -> None:
         """The caller no longer waits for ``item`` (a Call or a policy slot): cancel it, or
         let it run on, abandoned (its work is then wasted; ``policy``: a policy gave up on
-        it, see ``Call.given_up_by_policy``)."""
+        it, see ``Call.given_up``)."""
         if isinstance(item, Call):
             if item.state < DONE:  # queued, admitted or running
                 if cancel:

@@ -104,24 +104,31 @@ def write_plan_report(plan: Mapping[str, Any], answer: str, out_dir: Path) -> li
             f"{busiest['service']} {fmt_pct(busiest['utilization'])}",
             "reason": p["reason"],
         })  # fmt: skip
-    html = (
+    html = _page(plan, answer, headroom_line(plan), plan.get("limited_by"), [chart], rows,
+                 plan["find"])  # fmt: skip
+    return [
+        write_atomic(out_dir / chart.filename, chart.png),
+        write_atomic(out_dir / REPORT_FILENAME, html),
+    ]
+
+
+def _page(plan, answer, run_line, limited_by, charts, rows, find) -> str:
+    """The plan page (plan.html.j2): the answer, what to read with it, the charts, the
+    probes in the order run."""
+    return (
         environment()
         .get_template(TEMPLATE_NAME)
         .render(
             scenario=plan["scenario"],
             description=answer,
-            run_line=headroom_line(plan),
+            run_line=run_line,
             notes=plan.get("notes", []),
-            limited_by=plan.get("limited_by"),
-            charts=[chart],
+            limited_by=limited_by,
+            charts=charts,
             probes=rows,
-            find=plan["find"],
-        )
+            find=find,
+        )  # fmt: skip
     )
-    return [
-        write_atomic(out_dir / chart.filename, chart.png),
-        write_atomic(out_dir / REPORT_FILENAME, html),
-    ]
 
 
 def _get(probe: Mapping[str, Any], metric: str, key: str) -> float:
@@ -147,20 +154,9 @@ def write_cost_plan_report(plan: Mapping[str, Any], answer: str, out_dir: Path) 
         for i, p in enumerate(plan["points"], 1)
     ]
     closest = plan.get("closest_cheaper")
-    html = (
-        environment()
-        .get_template(TEMPLATE_NAME)
-        .render(
-            scenario=plan["scenario"],
-            description=answer,
-            run_line=f"{plan['points_run']} points run, {plan['points_skipped']} not needed",
-            notes=plan.get("notes", []),
-            limited_by=None if closest is None else closest["reason"],
-            charts=[chart] if chart is not None else [],
-            probes=rows,
-            find="design (cost)",
-        )
-    )
+    run_line = f"{plan['points_run']} points run, {plan['points_skipped']} not needed"
+    html = _page(plan, answer, run_line, None if closest is None else closest["reason"],
+                 [chart] if chart is not None else [], rows, "design (cost)")  # fmt: skip
     written = [write_atomic(out_dir / REPORT_FILENAME, html)]
     if chart is not None:
         written.insert(0, write_atomic(out_dir / "cost_p99.png", chart.png))

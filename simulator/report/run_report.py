@@ -291,6 +291,8 @@ def cost_lines(summary: Mapping[str, Any]) -> list[str]:
             f"Retries, hedges and wasted work add {money(month['policies'], cur)} "
             f"({share:.1%} of the total): {parts}."
         )
+    else:
+        lines.append("No retries, hedges or wasted work: every call billed was needed.")
     per_million = cost.get("per_million_requests")
     if per_million:
         lines.append(f"Per million user requests: {money(per_million['total'], cur)}.")
