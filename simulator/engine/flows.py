@@ -109,14 +109,23 @@ class Call:
             queue_ms = now - self.t0
         return (self.svc.index, now - self.t0, queue_ms, 0.0, 0.0, 0.0)
 
-    def given_up(self, before_ms: float = INF, by_policy: bool = False) -> bool:
+    def given_up(self, before_ms: float = INF) -> bool:
         """Whether this call or one of its ancestors was abandoned by its caller (before
-        ``before_ms``); ``by_policy``: by a policy, a timeout, a lost hedge or retry race or
-        a deadline (not a fan-in that had its answers or had failed), the work its cost
-        counts as wasted (results.cost)."""
+        ``before_ms``). (Asked at every event-path call's end: kept apart from
+        ``given_up_by_policy``, so that this walk tests one attribute a level.)"""
         call = self
         while call is not None:
-            if (call.policy_abandoned if by_policy else call.abandoned) < before_ms:
+            if call.abandoned < before_ms:
+                return True
+            call = call.up
+        return False
+
+    def given_up_by_policy(self, before_ms: float = INF) -> bool:
+        """``given_up`` by a policy: a timeout, a lost hedge or retry race, a deadline (not
+        a fan-in that had its answers or had failed): work its cost counts as wasted."""
+        call = self
+        while call is not None:
+            if call.policy_abandoned < before_ms:
                 return True
             call = call.up
         return False

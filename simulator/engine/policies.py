@@ -256,16 +256,15 @@ class Slot:
                 self._retry_or_fail(REJECTED)
             return
         inherited = flow.kind if flow.kind != FIRST else kind
-        step = flow.step
-        if flow.rec:
+        step, rec = flow.step, flow.rec
+        if rec:
             self.svc.sent[kind] += 1
             policy.stats.sent[kind] += 1
         self.sending = verdict
-        call = sim.send(
-            self.svc, self.shard, flow.rec, self, inherited, flow.up, True, step, flow.deadline
-        )
+        call = sim.send(self.svc, self.shard, rec, self, inherited, flow.up, True, step,
+                        flow.deadline)  # fmt: skip
         call.probe, self.sending = verdict == PROBE, 0
-        if flow.rec and flow.rec is not True:  # a sampled request's (engine.spans)
+        if rec is not True and rec:  # a sampled request's (engine.spans)
             sim.spans.note(call, attempt=kind)
         if kind == HEDGE:
             self.hedge_calls = (self.hedge_calls or []) + [call]
@@ -330,7 +329,7 @@ class Slot:
             self.policy.stats.timeouts += 1
             if call.rec is not True:  # a sampled request's (engine.spans)
                 self.policy.sim.spans.note(call, timed_out=True)
-        self.policy.sim.drop(call, self.policy.spec.cancel_losers, policy=True)
+        self.policy.sim.drop(call, self.policy.spec.cancel_losers, True)  # a policy's
         if not self.live and not self.retrying:
             self._retry_or_fail(FAILED)
 
@@ -361,7 +360,7 @@ class Slot:
         """Answer the fan-in once (with ``winner``, the attempt that succeeded, if one did);
         attempts still running are losers."""
         self.path = self._path(winner)
-        self.drop(self.policy.spec.cancel_losers, policy=True)  # the race's losers
+        self.drop(self.policy.spec.cancel_losers, True)  # the race's losers: a policy's
         self.fanin.answer(ok, cause, self)
 
     def critical_path(self) -> tuple:

@@ -120,8 +120,9 @@ class Svc:
         self.timeouts = 0
         self.circuit_open = 0  # attempts refused by an open breaker, never sent
         self.sent = [0, 0, 0]  # attempts policy steps sent here, by their own kind
-        # calls that took a worker on the event path, and calls answered after their caller
-        # gave up, by the kind of attempt they belong to (first, retry, hedge; inherited)
+        # calls that took a worker, and calls answered after a policy gave up on them, by
+        # the kind of attempt they belong to (first, retry, hedge; inherited); first tries
+        # are not counted as served (results.summary.calls_by_cause derives them)
         self.served_by_kind = [0, 0, 0]
         self.wasted_by_kind = [0, 0, 0]
         self.unstarted = 0  # window calls cancelled before a worker took them

@@ -241,7 +241,7 @@ class Sim:
             svc.started_per_s[int(now * 0.001)] += 1
         except IndexError:
             bump(svc.started_per_s, int(now * 0.001))
-        if call.rec and call.event_mode:
+        if call.kind and call.rec:  # a retry's or hedge's (only the event path sends them)
             svc.served_by_kind[call.kind] += 1
         d = call.own_ms = svc.draw()
         if svc.slowness is not None:  # slowed or paused as its instance is now
@@ -287,8 +287,9 @@ class Sim:
             below = call.below = run_free(call.svc.plan, t, rec, trace)  # no errors
         sub = below[0]
         if trace:
-            for _at, svc, _step in trace:
-                svc.served_by_kind[call.kind] += 1
+            if call.kind:  # a retry's or hedge's subtree
+                for _at, svc, _step in trace:
+                    svc.served_by_kind[call.kind] += 1
             call.trace = trace
         call.answer_at = t + sub
         timer(self._succeeded, self.env, t + sub - self.env._now, call)
@@ -300,7 +301,7 @@ class Sim:
             if call.given_up(at):
                 svc.wasted += 1
                 step.stats.wasted += 1
-                if call.given_up(at, by_policy=True):
+                if call.given_up_by_policy(at):
                     svc.wasted_by_kind[call.kind] += 1
 
     def _succeeded(self, event) -> None:
@@ -355,7 +356,7 @@ class Sim:
                 svc.errors += 1
             if call.event_mode and call.given_up():
                 svc.wasted += 1
-                if call.given_up(by_policy=True):
+                if call.given_up_by_policy():
                     svc.wasted_by_kind[call.kind] += 1
                 if call.step is not None:
                     call.step.stats.wasted += 1
@@ -394,7 +395,7 @@ class Sim:
     def drop(self, item, cancel: bool, policy: bool = False) -> None:
         """The caller no longer waits for ``item`` (a Call or a policy slot): cancel it, or
         let it run on, abandoned (its work is then wasted; ``policy``: a policy gave up on
-        it, see ``Call.given_up``)."""
+        it, see ``Call.given_up_by_policy``)."""
         if isinstance(item, Call):
             if item.state < DONE:  # queued, admitted or running
                 if cancel:
