@@ -209,7 +209,7 @@ def test_the_search_finds_what_a_brute_force_sweep_of_the_grid_finds(tmp_path):
     run = {p.index for p in found.judged}
     for p in judged:
         if p.index not in run:
-            assert p.capacity >= found.answer.cost
+            assert p.capacity > found.answer.cost
     # the next cheaper design run is named, with why it does not qualify
     if found.closest_cheaper is not None:
         assert found.closest_cheaper.cost < found.answer.cost
@@ -233,8 +233,8 @@ def _point(index: int, cost: float, p99: float, outcome: str = "pass") -> Point:
 def test_cheapest_and_the_pareto_front_on_known_points():
     """Among (cost, p99) points, the cheapest passing one wins (a cheaper failing one does
     not); the Pareto front keeps exactly the points nothing beats on both."""
-    pts = [_point(0, 100, 50, "fail"), _point(1, 120, 40), _point(2, 120, 30),
-           _point(3, 200, 20), _point(4, 250, 25), _point(5, 90, math.nan, "undecided")]  # fmt: skip
+    pts = [_point(0, 100, 50, "fail"), _point(1, 120, 40), _point(2, 120, 30), _point(3, 200, 20),
+           _point(4, 250, 25), _point(5, 90, math.nan, "undecided")]  # fmt: skip
     assert cheapest(pts).index == 2  # cost tie: the lower p99
     assert [p.index for p in pareto(pts)] == [0, 2, 3]
 
@@ -271,3 +271,16 @@ def test_minimize_needs_prices_and_a_grid(tmp_path):
     path.write_text(json.dumps(_design_space().resolved_data()))
     res = CliRunner().invoke(app, ["plan", str(path), "--slo", "p99<=60ms", "--minimize", "cost"])
     assert res.exit_code == 2 and "needs --grid" in res.output
+
+
+def test_the_search_keeps_a_tie_the_brute_force_would_choose():
+    """Workers cost nothing here, so every point costs the same: the search must still run
+    them all and pick the lowest p99, as judging the whole grid does."""
+    scenario = _design_space().with_overrides(
+        {"services.db.cost": None, "services.api.instances": 2}
+    )
+    grid = {"services.api.workers": [4, 8, 16]}
+    frame = sweep(scenario, grid, replications=3, workers=1)
+    brute = cheapest(judge_sweep(frame, scenario, grid, "p99<=500ms"))
+    found = minimize_cost(scenario, "p99<=500ms", grid, replications=3, workers=1)
+    assert found.answer.values == brute.values and found.skipped == 0

@@ -417,3 +417,89 @@ def test_import_then_run_works_from_the_command_line(tmp_path):
     res = runner.invoke(app, ["run", str(out), "--duration", "5", "--out", str(tmp_path / "r")])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "r" / "report.html").exists()
+
+
+# ---- found in review: each of these failed before its fix --------------------------------
+
+
+@pytest.mark.parametrize("slow_workers", [None, 100])
+def test_losers_of_a_require_any_step_are_marked_and_round_trip(tmp_path, slow_workers):
+    """A ``require: any`` step over a 1 ms and a 10 ms service: the loser is marked as given
+    up (on numpy blocks, and when it is the one event-path call of a mixed step), so import
+    keeps every trace and gives back ``require: 1``."""
+    slow = {"latency": {"dist": "constant", "ms": 10}}
+    if slow_workers:
+        slow["workers"] = slow_workers
+    scenario = make_scenario(
+        {"fast": {"latency": {"dist": "constant", "ms": 1}}, "slow": slow},
+        [{"call": ["fast", "slow"], "require": "any"}],
+        rps=50,
+        duration_s=2,
+    )
+    imported, result = _import([_export(scenario, tmp_path, 300)], tmp_path / "a.yaml")
+    assert not result.skipped
+    assert imported.request.steps[0].require == 1
+
+
+def test_a_step_a_deadline_always_cuts_comes_back_optional(tmp_path):
+    """A request deadline of 20 ms after a 5 ms step cuts a 50 ms optional step every time: it
+    had no answer when the request went on, so it comes back ``optional: true`` (a scenario
+    that loads), not ``require: 0``."""
+    scenario = make_scenario(
+        {"main": {"latency": {"dist": "constant", "ms": 5}},
+         "extra": {"latency": {"dist": "constant", "ms": 50}}},
+        [{"call": "main"}, {"call": "extra", "optional": True}],
+        rps=50, duration_s=2, request={"deadline_ms": 20, "steps": [
+            {"call": "main"}, {"call": "extra", "optional": True}]},
+    )  # fmt: skip
+    imported, _ = _import([_export(scenario, tmp_path, 100)], tmp_path / "d.yaml")
+    assert imported.request.steps[1].optional
+
+
+def test_a_call_served_at_time_zero_did_not_queue(tmp_path):
+    """The first request arrives at 0 ms and is served at once: its span's queueing is 0 (a
+    call's serving time of 0.0 is a time, not "never served")."""
+    scenario = make_scenario(
+        {"api": {"latency": {"dist": "constant", "ms": 5}, "workers": 4}},
+        [{"call": "api"}], rps=10, duration_s=1, workload={"arrivals": "constant"},
+    )  # fmt: skip
+    spans, _ = read_traces([_export(scenario, tmp_path, 10)])
+    assert {s.attrs["fansim.queue_ms"] for s in spans if s.service == "api"} == {0.0}
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"fansim.queue_ms": "soon"}, "a non-numeric fansim.queue_ms attribute"),
+        ({"http.request.resend_count": "x"}, "a non-numeric http.request.resend_count attribute"),
+        ({"fansim.sampling_ratio": 5}, "a fansim.sampling_ratio outside (0, 1]"),
+    ],
+)
+def test_attributes_that_are_not_numbers_skip_their_trace(tmp_path, change, reason):
+    """A numeric attribute holding text (or a sampling ratio above 1) makes its trace bad:
+    counted by reason and skipped, never a traceback."""
+    spans, _ = read_traces([SCENARIOS / "shop-traces.json"])
+    first = sorted({s.trace_id for s in spans})[0]
+    for s in spans:
+        if s.trace_id == first:
+            s.attrs.update(change)
+    path = tmp_path / "z.json"
+    path.write_text(json.dumps(_to_zipkin(spans)))
+    _, result = _import([path], tmp_path / "z.yaml")
+    assert dict(result.skipped) == {reason: 1}
+
+
+def test_duplicate_ids_and_parent_cycles_skip_their_trace(tmp_path):
+    """Two spans with one id, or spans whose parents form a cycle away from the root, make
+    their trace bad (no recursion without end)."""
+    spans, _ = read_traces([SCENARIOS / "shop-traces.json"])
+    traces = sorted({s.trace_id for s in spans})
+    one = [s for s in spans if s.trace_id == traces[0]]
+    one[2].span_id = one[1].span_id
+    two = [s for s in spans if s.trace_id == traces[1] and s.parent_id]
+    two[0].parent_id, two[1].parent_id = two[1].span_id, two[0].span_id
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(_to_zipkin(spans)))
+    _, result = _import([path], tmp_path / "c.yaml")
+    assert result.skipped["duplicate span ids"] == 1
+    assert sum(result.skipped.values()) == 2

@@ -52,10 +52,12 @@ def _steps(steps, t_ms, rec, flags=None):
         start, r = t_ms[live] + total[live], rec[live]
         f = None if flags is None else flags[live]
         if step.n == 1:
-            d, good, s_top, s_ms = call(step.targets[0][0], start, r, f, step)
+            d, good, s_top, s_ms = call(step.targets[0][0], start, r, f, step)[:4]
         else:
             answers = [call(svc, start, r, f, step) for svc, _ in step.targets]
             d, good, s_top, s_ms = fan_in(answers, step.k)
+            if f is not None:  # sampled requests' spans: the fan-in's losers
+                spans.mark_losers(answers, start, d)
         total[live] += d
         later = s_ms > top_ms[live]  # the earlier step keeps a tie (engine.tail.join)
         top[live] = np.where(later, s_top, top[live])
@@ -68,7 +70,8 @@ def _steps(steps, t_ms, rec, flags=None):
 def call(svc: Svc, t_ms: np.ndarray, rec: np.ndarray, flags=None, step=None):
     """Calls to contention-free ``svc`` starting at ``t_ms``: durations (ms), success, and the
     service each waited on with its own time (ms); their starts counted per second, window
-    calls' latencies and errors recorded (and sampled requests' spans, with ``flags``)."""
+    calls' latencies and errors recorded (and sampled requests' spans, with ``flags``: their
+    own calls' flags are the answer's fifth element, None without)."""
     n = len(t_ms)
     d = svc.draw.take(n)
     below = None if flags is None else spans.open_block(svc, step, t_ms, flags)
@@ -94,7 +97,7 @@ def call(svc: Svc, t_ms: np.ndarray, rec: np.ndarray, flags=None, step=None):
             svc.errors += int(np.count_nonzero(rec & ~ok))
     if below is not None:
         spans.close_block(below, t_ms, d, ok)
-    return d, ok, top, top_ms
+    return d, ok, top, top_ms, below
 
 
 def fan_in(answers: list[tuple[np.ndarray, ...]], k: int):

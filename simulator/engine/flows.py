@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..scenario.model import Step
 from .clock import timer
 from .free import free_call, run_free
-from .spans import request_done, traced_free_call, traced_run_free
+from .spans import PendingFree, request_done, traced_free_call, traced_run_free
 from .tail import join
 
 if TYPE_CHECKING:
@@ -268,7 +268,8 @@ class Flow:
         elif svc.free and not self.event_mode:
             rec = self.rec
             if rec and rec is not True:  # a sampled request's (engine.spans)
-                d, ok, top, top_ms = traced_free_call(svc, sim.env._now, rec, step)
+                d, ok, top, top_ms, span = traced_free_call(svc, sim.env._now, rec, step)
+                items.append(PendingFree(span, sim.env))  # marked if the step stops waiting
             else:
                 d, ok, top, top_ms = free_call(svc, sim.env._now, rec)
             path = (top, top_ms, 0.0, 0.0, 0.0, 0.0)
@@ -304,7 +305,9 @@ class Flow:
             self.path = join(self.path, path_of(who))
         step, items = self.step, self.items
         self.items = []
-        if len(items) > 1 or (items and not ok):
+        # the others are losers: a one-call step's call decided it, unless a contention-free
+        # call (not an item) or a deadline did
+        if len(items) > 1 or (items and (not ok or items[0] is not who)):
             cancel = step is not None and step.spec.cancel_losers
             for item in reversed(items):  # the last sent first: a freed worker takes no loser
                 self.sim.drop(item, cancel, self.expired)

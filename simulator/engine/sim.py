@@ -208,7 +208,7 @@ class Sim:
                 if step is not None:
                     step.stats.rejected += 1
                 if rec is not True:  # a sampled request's (engine.spans)
-                    call_ended(self.spans, call, "rejected", now)
+                    call_ended(self.spans, call, "rejected", now, served=False)
             parent.answer(False, REJECTED, call)
         return call
 
@@ -390,7 +390,7 @@ class Sim:
             if call.step is not None:
                 call.step.stats.cancelled += 1
             if call.rec is not True:  # a sampled request's (engine.spans)
-                call_ended(self.spans, call, "cancelled", self.env._now)
+                call_ended(self.spans, call, "cancelled", self.env._now, started)
 
     def drop(self, item, cancel: bool, policy: bool = False) -> None:
         """The caller no longer waits for ``item`` (a Call or a policy slot): cancel it, or

@@ -111,6 +111,26 @@ class SpanRecorder:
         note[1] = note[1] or timed_out
 
 
+class PendingFree:
+    """A sampled request's contention-free call in an event-path step, among the step's items
+    (``Flow.items``): when the step stops waiting for it before it answered, its span is
+    marked as given up. It has no path a deadline could count (``path_so_far``: None), as
+    such a call has none on the untraced path either."""
+
+    __slots__ = ("span", "env")
+
+    def __init__(self, span: Span, env: Any) -> None:
+        self.span, self.env = span, env
+
+    def drop(self, cancel: bool, policy: bool = False) -> None:
+        now = self.env._now
+        if self.span.end_ms > now:
+            self.span.given_up_ms = now
+
+    def path_so_far(self, now: float) -> None:
+        return None
+
+
 def request_done(traced: Traced, end_ms: float, outcome: str) -> None:
     """A sampled request answered its user."""
     traced.root.end_ms = end_ms
@@ -118,15 +138,17 @@ def request_done(traced: Traced, end_ms: float, outcome: str) -> None:
     traced.root.outcome = outcome
 
 
-def call_ended(recorder: SpanRecorder, call: Any, outcome: str, now_ms: float) -> None:
-    """An event-path call of a sampled request answered, was rejected or was cancelled."""
+def call_ended(
+    recorder: SpanRecorder, call: Any, outcome: str, now_ms: float, served: bool = True
+) -> None:
+    """An event-path call of a sampled request answered, was rejected or was cancelled
+    (``served``: whether a worker had taken it)."""
     traced: Traced = call.rec
     span = Span(traced.root.request, traced.parent, call.svc.name, call.t0)
     span.key = call
     span.instance = call.inst.index
-    span.served_ms = call.served if call.served else now_ms
-    if outcome == "rejected" or (outcome == "cancelled" and call.served == 0.0):
-        span.served_ms = now_ms  # never took a worker: it waited all along
+    # (a call never served waited all along; a call's ``served`` may be 0.0, a real time)
+    span.served_ms = call.served if served else now_ms
     span.end_ms = now_ms
     span.outcome = outcome
     if call.abandoned < now_ms:
@@ -145,7 +167,7 @@ def call_ended(recorder: SpanRecorder, call: Any, outcome: str, now_ms: float) -
 
 def traced_free_call(svc: Svc, t: float, rec: Traced, step: RStep, trace=None) -> tuple:
     """``free.free_call`` for a sampled request: the same draws in the same order, plus a span
-    for the call and each call below it."""
+    for the call and each call below it; the span is the answer's fifth element."""
     span = Span(rec.root.request, rec.parent, svc.name, t)
     span.step = step.name
     d = svc.draw()
@@ -169,7 +191,7 @@ def traced_free_call(svc: Svc, t: float, rec: Traced, step: RStep, trace=None) -
     span.end_ms = t + d
     span.outcome = "ok" if ok else "error"
     rec.sink.append(span)
-    return d, ok, top, top_ms
+    return d, ok, top, top_ms, span
 
 
 def traced_run_free(steps: tuple[RStep, ...], t: float, rec: Traced, trace=None) -> tuple:
@@ -183,7 +205,10 @@ def traced_run_free(steps: tuple[RStep, ...], t: float, rec: Traced, trace=None)
             trace += [
                 (start + a[0], svc, step) for a, (svc, _) in zip(answers, step.targets, strict=True)
             ]
-        d, ok, s_top, s_ms = answers[0] if step.n == 1 else fan_in(answers, step.k, step.n)
+        d, ok, s_top, s_ms = (answers[0] if step.n == 1 else fan_in(answers, step.k, step.n))[:4]
+        for answer in answers:  # those answering after the fan-in decided were given up on
+            if answer[0] > d:
+                answer[4].given_up_ms = start + d
         total += d
         if s_ms > top_ms:
             top, top_ms = s_top, s_ms
@@ -205,6 +230,17 @@ def open_block(svc: Svc, step: RStep, t_ms: np.ndarray, flags: np.ndarray) -> np
         span.step = step.name
         below[i] = rec.below(span)
     return below
+
+
+def mark_losers(answers: list[tuple], start: np.ndarray, decided_ms: np.ndarray) -> None:
+    """A numpy block's fan-in decided after ``decided_ms``: the sampled calls answering later
+    were given up on (``answers``: ``batch.call``'s, with their flags fifth)."""
+    for answer in answers:
+        below = answer[4]
+        if below is None:
+            continue
+        for i in np.flatnonzero((below != None) & (answer[0] > decided_ms)):  # noqa: E711
+            below[i].parent.given_up_ms = float(start[i] + decided_ms[i])
 
 
 def close_block(below: np.ndarray, t_ms: np.ndarray, d: np.ndarray, ok: np.ndarray) -> None:

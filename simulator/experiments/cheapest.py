@@ -305,8 +305,8 @@ def minimize_cost(
         rows_dir = where / ROWS_DIR if where is not None else None
         with Runner(workers, cluster, rows_dir) as runner:
             for n, (capacity, index, values, data) in enumerate(candidates):
-                if best is not None and capacity >= best.cost:
-                    skipped = len(candidates) - n  # none left can cost less than best
+                if best is not None and capacity > best.cost:
+                    skipped = len(candidates) - n  # none left can cost as little as best
                     break
                 runs = [
                     Run(
@@ -327,7 +327,7 @@ def minimize_cost(
         if skipped:
             notes.append(
                 f"{skipped} of {len(candidates)} points not run: their capacity alone costs "
-                "at least the answer's total"
+                "more than the answer's total"
             )
         answer = CostPlan(terms, confidence, grid, best, closest, judged, skipped,
                           scenario.name, scenario.currency, notes)  # fmt: skip

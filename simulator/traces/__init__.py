@@ -8,6 +8,7 @@ infers per service its steps, fan-outs, repeats, policies, error rate and own ti
 
 from __future__ import annotations
 
+import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,20 +37,28 @@ class ImportResult:
     formats: list[str]
 
     def write(self) -> list[Path]:
-        """Write the latency files, then the scenario, each atomically, and load it back (what
-        was written must run); return their paths. ``TraceError`` when they cannot be."""
-        paths = []
+        """Load the scenario from a scratch directory first (what is written must run), then
+        write the latency files and the scenario, each atomically; return their paths.
+        ``TraceError`` when it would not load or cannot be written: nothing is written then."""
+        files = {name: "".join(f"{v:.6g}\n" for v in samples)
+                 for name, samples in self.written.files.items()}  # fmt: skip
+        with tempfile.TemporaryDirectory() as scratch:
+            trial = Path(scratch) / self.out.name
+            for name, text in files.items():
+                (Path(scratch) / name).write_text(text)
+            trial.write_text(self.written.text)
+            try:
+                load_scenario(trial)
+            except ScenarioError as e:
+                why = str(e).replace(str(trial), str(self.out))
+                raise TraceError(
+                    f"{self.out}: the imported scenario is invalid (a bug): {why}"
+                ) from None
         try:
-            for name, samples in self.written.files.items():
-                text = "".join(f"{v:.6g}\n" for v in samples)
-                paths.append(write_atomic(self.out.parent / name, text))
+            paths = [write_atomic(self.out.parent / name, text) for name, text in files.items()]
             paths.append(write_atomic(self.out, self.written.text))
         except OSError as e:
             raise TraceError(f"{self.out}: cannot write the scenario: {e.strerror}") from None
-        try:
-            load_scenario(self.out)
-        except ScenarioError as e:
-            raise TraceError(f"{self.out}: the imported scenario is invalid (a bug): {e}") from None
         return paths
 
     def report(self) -> list[str]:

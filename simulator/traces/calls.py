@@ -20,6 +20,7 @@ caller's span, or outliving it without being marked as given up, by more than
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
@@ -76,6 +77,8 @@ def build_requests(spans: list[Span]) -> tuple[list[Visit], Counter]:
             requests.append(_request(trace_spans))
         except BadTrace as why:
             skipped[str(why)] += 1
+        except RecursionError:
+            skipped["a call tree deeper than Python's recursion limit"] += 1
     requests.sort(key=lambda r: r.start_ms)
     return requests, skipped
 
@@ -84,6 +87,8 @@ def _request(spans: list[Span]) -> Visit:
     if any(not s.service for s in spans):
         raise BadTrace("a span with no service name")
     ids = {s.span_id for s in spans}
+    if len(ids) < len(spans):
+        raise BadTrace("duplicate span ids")
     children: dict[str, list[Span]] = defaultdict(list)
     roots = []
     for s in spans:
@@ -96,9 +101,18 @@ def _request(spans: list[Span]) -> Visit:
     if len(roots) != 1:
         raise BadTrace("no root span" if not roots else "several root spans")
     root = roots[0]
+    reached, todo = 1, [root.span_id]
+    while todo:  # a parent cycle leaves spans no walk from the root reaches
+        below = children.get(todo.pop(), [])
+        reached += len(below)
+        todo += [s.span_id for s in below]
+    if reached != len(spans):
+        raise BadTrace("spans not under the root (a cycle of parents)")
     if root.end_ms < root.start_ms:
         raise BadTrace("clock skew (a span ends before it starts)")
-    ratio = float(root.attrs.get("fansim.sampling_ratio") or 1.0)
+    ratio = _number(root, "fansim.sampling_ratio", 1.0)
+    if not 0 < ratio <= 1:
+        raise BadTrace("a fansim.sampling_ratio outside (0, 1]")
     if root.kind == "client":  # the user: its calls are the request's steps
         request = Visit(None, root.start_ms, root.end_ms, root.error, "", 0.0)
         request.calls = _calls_of(root, children, root.service)
@@ -120,7 +134,7 @@ def _error_type(span: Span) -> str:
 
 def _visit(span: Span, children: dict[str, list[Span]]) -> Visit:
     """The work of ``span``'s service for the call that ``span`` serves."""
-    queue_ms = float(span.attrs.get("fansim.queue_ms") or 0.0)
+    queue_ms = _number(span, "fansim.queue_ms", 0.0)
     kind = _error_type(span)
     own_error = span.error and kind not in ("timeout", "rejected")
     visit = Visit(span.service, span.start_ms, span.end_ms, own_error, kind, queue_ms)
@@ -149,9 +163,9 @@ def _calls_of(span: Span, children: dict[str, list[Span]], service: str) -> list
 
 
 def _as_call(span: Span, callee: str, visit: Visit) -> Call:
-    given_up = span.attrs.get("fansim.given_up_after_ms")
+    given_up = _number(span, "fansim.given_up_after_ms", None)
     attempt = str(span.attrs.get("fansim.attempt") or "")
-    if not attempt and int(span.attrs.get("http.request.resend_count") or 0) > 0:
+    if not attempt and _number(span, "http.request.resend_count", 0) > 0:
         attempt = "retry"
     return Call(
         callee=callee,
@@ -160,9 +174,24 @@ def _as_call(span: Span, callee: str, visit: Visit) -> Call:
         error=span.error,
         error_type=_error_type(span),
         attempt=attempt,
-        given_up_ms=None if given_up is None else span.start_ms + float(given_up),
+        given_up_ms=None if given_up is None else span.start_ms + given_up,
         visit=visit,
     )
+
+
+def _number(span: Span, key: str, default):
+    """A numeric attribute of ``span`` (``default`` when absent); a value that is not a finite
+    number makes the trace bad."""
+    value = span.attrs.get(key)
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise BadTrace(f"a non-numeric {key} attribute") from None
+    if not math.isfinite(number):
+        raise BadTrace(f"a non-finite {key} attribute")
+    return number
 
 
 def _check_times(visit: Visit) -> None:

@@ -121,10 +121,14 @@ def shape_of(visit: Visit, explicit: bool) -> Shape:
     for i, step in enumerate(steps):
         decided = steps[i + 1][0].start_ms if i + 1 < len(steps) else visit.end_ms
         tol = ambiguity_ms(decided - step[0].start_ms)
-        required.append(
-            sum(1 for item in step if (item.answered_ms() or float("inf")) <= decided + tol)
-        )
+        required.append(sum(1 for item in step if _answered_by(item, decided + tol)))
     return Shape(steps, required, ambiguous)
+
+
+def _answered_by(item: Logical, t: float) -> bool:
+    """Whether ``item`` had answered by ``t`` (an answer at 0.0 ms is an answer)."""
+    answered = item.answered_ms()
+    return answered is not None and answered <= t
 
 
 def _latest(logical: list[Logical], call: Call) -> Logical | None:
@@ -138,9 +142,8 @@ def _latest(logical: list[Logical], call: Call) -> Logical | None:
             continue
         if any(a.given_up_ms is None and not a.error and a.end_ms < t for a in item.attempts):
             continue  # it had its answer
-        if call.attempt == "retry" and not any(
-            (_failed_at(a) or float("inf")) <= t for a in item.attempts
-        ):
+        failures = [_failed_at(a) for a in item.attempts]
+        if call.attempt == "retry" and not any(f is not None and f <= t for f in failures):
             continue
         if best is None or len(item.attempts) < len(best.attempts):
             best = item
@@ -185,6 +188,7 @@ class StepGuess:
     fanout_counts: Counter  # calls per callee per visit -> visits
     require: int | None  # None: all
     repeat: int = 1
+    optional: bool = False  # the visit usually went on with none of its answers
 
 
 @dataclass
@@ -275,7 +279,10 @@ def _guess(name: str | None, visits: list[Visit], explicit: bool) -> ServiceGues
             required[(shape.required[i], len(shape.steps[i]))] += 1
         fanout = counts.most_common(1)[0][0]
         (k, n), _ = required.most_common(1)[0]
-        guess.steps.append(StepGuess(callees, fanout, counts, k if k < n else None))
+        if k == 0:  # it went on without any answer: optional (a deadline cut it, say)
+            guess.steps.append(StepGuess(callees, fanout, counts, None, optional=True))
+        else:
+            guess.steps.append(StepGuess(callees, fanout, counts, k if k < n else None))
     guess.steps = _repeats(guess.steps)
     return guess
 
@@ -311,6 +318,7 @@ def _repeats(steps: list[StepGuess]) -> list[StepGuess]:
             and last.callees == step.callees
             and last.fanout == step.fanout
             and last.require == step.require
+            and last.optional == step.optional
         ):
             last.repeat += 1
             last.fanout_counts += step.fanout_counts

@@ -87,11 +87,13 @@ def _load_json(path: Path) -> list[Any]:
         raise TraceError(f"{path}: empty file")
     try:
         return [json.loads(text)]
+    except RecursionError:
+        raise TraceError(f"{path}: JSON nested too deeply to read") from None
     except json.JSONDecodeError as whole:
         lines = [line for line in text.splitlines() if line.strip()]
         try:
             return [json.loads(line) for line in lines]
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             raise TraceError(
                 f"{path}:{whole.lineno}:{whole.colno}: not JSON: {whole.msg}"
             ) from None

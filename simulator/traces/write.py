@@ -194,6 +194,8 @@ def _steps(steps: list[StepGuess], g: ServiceGuess, names: dict, indent: str) ->
             lines.append(f"{indent}  repeat: {step.repeat}")
         if step.require is not None:
             lines.append(f"{indent}  require: {step.require}    # answers it had when it went on")
+        if step.optional:
+            lines.append(f"{indent}  optional: true    # it usually went on with no answer")
         edge = _merged([g.edges.get(c, EdgePolicy()) for c in step.callees])
         lines += _policies(edge, indent + "  ")
     return lines
