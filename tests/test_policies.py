@@ -4,7 +4,10 @@ traced arrivals): timeouts, cancellation, retries, backoff, budgets, hedging."""
 from __future__ import annotations
 
 import pytest
+from conftest import make_scenario
 from test_semantics import const, run_trace
+
+from simulator import simulate
 
 
 def test_timeout_fails_the_call_but_the_work_goes_on(tmp_path):
@@ -319,3 +322,22 @@ def test_a_contention_free_subtree_on_the_event_path_counts_as_the_call_by_call_
     monkeypatch.setattr(sim, "no_losers", lambda steps: False)  # every call on the event path
     call_by_call = _abandoned_subtree(tmp_path / "call_by_call").summary
     assert at_once == call_by_call
+
+
+def test_a_half_open_probe_its_step_stopped_waiting_for_still_decides_the_breaker():
+    """b and c are called together and the first answer wins; b's breaker opens on its
+    errors. A half-open probe to b that loses to c (50 ms) is abandoned, but its answer
+    still closes or reopens the breaker, so b keeps being probed. Before the fix the breaker
+    stayed half-open for good: 18 calls to b in 10 s, then none."""
+    scenario = make_scenario(
+        {"b": {"latency": {"dist": "uniform", "min_ms": 5, "max_ms": 100}, "error_rate": 0.5},
+         "c": {"latency": {"dist": "constant", "ms": 50}}},
+        [{"call": ["b", "c"], "require": 1,
+          "circuit_breaker": {"failure_ratio": 0.5, "window": 4, "open_ms": 50}}],
+        rps=100, duration_s=10,
+    )  # fmt: skip
+    b = simulate(scenario, workers=1).summary["services"]["b"]
+    assert b["circuit_open"] > 0  # it opened, and kept letting probes through (was 18 calls)
+    assert b["calls"] > 200
+    cancel = scenario.with_overrides({"request.steps.0.cancel_losers": True})
+    assert simulate(cancel, workers=1).summary["services"]["b"]["calls"] > 200

@@ -109,6 +109,11 @@ class Breaker:
     def _close(self) -> None:
         self.state, self.probing = CLOSED, False
 
+    def forget_probe(self) -> None:
+        """The half-open probe was cancelled before it answered: the next attempt probes."""
+        if self.state == HALF_OPEN:
+            self.probing = False
+
 
 class StepPolicy:
     """What the calls of one step share: its spec, its retry budget, its observed latencies."""
@@ -297,7 +302,11 @@ class Slot:
         """An attempt answered (or was rejected at once)."""
         live = call in self.live
         if not live and not self.sending:
-            return  # given up on (timed out, lost): its late answer is ignored, its work wasted
+            # given up on (timed out, lost): its late answer is ignored, its work wasted; but a
+            # half-open probe's answer still decides the breaker (or it would never close)
+            if call.probe and self.breaker is not None:
+                self.breaker.record(ok, self.policy.sim.env._now, True)
+            return
         now = self.policy.sim.env._now
         if self.breaker is not None:
             self.breaker.record(ok, now, self.sending == PROBE or call.probe)
@@ -324,6 +333,7 @@ class Slot:
             self.policy.observe(self.policy.sim.env._now - call.t0, False)
         if self.breaker is not None:
             self.breaker.record(False, self.policy.sim.env._now, call.probe)
+            call.probe = False  # decided: its late answer is no probe's
         if call.rec:
             call.svc.timeouts += 1
             self.policy.stats.timeouts += 1
@@ -419,4 +429,6 @@ class Slot:
             self.policy.observe(self.policy.sim.env._now - first.t0, False)
         losers, self.live = self.live, []
         for call in reversed(losers):  # the last sent first: a freed worker takes no loser
+            if cancel and call.probe and self.breaker is not None:
+                self.breaker.forget_probe()  # a cancelled probe never answers
             self.policy.sim.drop(call, cancel, policy)
