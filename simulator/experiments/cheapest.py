@@ -112,9 +112,7 @@ def judge_point(
 
 def _mean(rows: Sequence[Mapping], column: str, confidence: float) -> tuple[float, float]:
     values = [float(r[column]) for r in rows if _finite(r.get(column))]
-    if not values:
-        return math.nan, math.nan
-    return mean_half_width(values, confidence)
+    return mean_half_width(values, confidence)  # (NaN, NaN) for none
 
 
 def _finite(x: Any) -> bool:

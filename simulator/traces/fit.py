@@ -54,7 +54,7 @@ def fit_latency(samples_ms: np.ndarray) -> Fit:
         off = abs(model - have) / max(have, 1e-9)
         if not why and not (lo <= model <= hi) and off > TOLERANCE:
             why = (
-                f"lognormal p{_label(q)} {model:.3g} ms is outside the sample's "
+                f"lognormal p{quantile_label(q)} {model:.3g} ms is outside the sample's "
                 f"{CONFIDENCE:.1%} interval [{lo:.3g}, {hi:.3g}] ms"
             )
     if why:
@@ -80,9 +80,9 @@ def _quantile_interval(x: np.ndarray, q: float) -> tuple[float, float]:
     return lower, upper
 
 
-def _label(q: float) -> str:
-    text = f"{q * 100:.1f}".rstrip("0").rstrip(".")
-    return text
+def quantile_label(q: float) -> str:
+    """0.99 -> "99", 0.999 -> "99.9": a quantile as its percentile's name (p99, p99.9)."""
+    return f"{q * 100:.1f}".rstrip("0").rstrip(".")
 
 
 def _round(ms: float) -> float:

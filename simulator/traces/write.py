@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .fit import Fit, fit_latency
+from .fit import Fit, fit_latency, quantile_label
 from .infer import EdgePolicy, ServiceGuess, StepGuess, median_or_none
 
 THIN = 100  # fewer own-time samples than this: the p99 is not seen, only guessed
@@ -162,7 +162,8 @@ def _latency(g: ServiceGuess, key: str, out: Written, prefix: str) -> list[str]:
         lines.append(f"    # {what}: {fit.why}; resampling the traces' own times.")
     elif fit.checks:
         compared = ", ".join(
-            f"p{_q(q)} {model:.3g} ms (traces {have:.3g})" for q, model, have in fit.checks
+            f"p{quantile_label(q)} {model:.3g} ms (traces {have:.3g})"
+            for q, model, have in fit.checks
         )
         lines.append(f"    # {what}: {compared}")
     else:
@@ -270,7 +271,3 @@ def _num(x: float) -> str:
         return str(int(x))
     text = f"{x:.4g}"
     return f"{x:.0f}" if "e+" in text else text
-
-
-def _q(q: float) -> str:
-    return f"{q * 100:.1f}".rstrip("0").rstrip(".")
